@@ -1,0 +1,1 @@
+"""The breaker: the only process that writes the gateway's canonical ``openclaw.json``."""

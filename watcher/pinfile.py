@@ -1,0 +1,134 @@
+"""The pin file ``fallback-state.json``: the contract with the gateway and with jq.
+
+The gateway reads ``agents.<id>.current_serving`` on every new session; humans edit
+it with ``flock <pin>.lock jq ...``. Field names under ``agents.<id>`` are fixed:
+operators already script against them. Timestamps are UTC ISO 8601 strings with
+second precision and a ``Z`` suffix, which jq's ``fromdate`` reads directly.
+
+This module holds the model, its validation, and (de)serialisation with a stable key
+order. It does no I/O: ``watcher.pinstore`` reads and writes the file.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+HealthState = Literal["healthy", "failing", "throttled", "flapping"]
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds -> ``2026-05-20T14:38:00Z`` (None stays None)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_iso(text: str | None) -> float | None:
+    """Inverse of :func:`iso`; also accepts offsets and fractional seconds."""
+    if text is None:
+        return None
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hold(_Strict):
+    """An operator hold: keep the agent on ``model`` until released or ``until``."""
+
+    model: str
+    by: str
+    until: str | None = None
+    note: str | None = None
+
+
+class AgentPin(_Strict):
+    primary: str
+    current_serving: str
+    in_fallback: bool
+    last_event_ts: str | None = None
+    transient_throttle_until: str | None = None
+    chain: list[str] = Field(min_length=1)
+    failure_class: str | None = None
+    reason: str | None = None
+    fallback_since: str | None = None
+    hold: Hold | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AgentPin:
+        if self.chain[0] != self.primary:
+            raise ValueError(f"primary {self.primary!r} is not the first entry of chain")
+        if self.current_serving not in self.chain:
+            raise ValueError(
+                f"current_serving {self.current_serving!r} is not in the agent's chain "
+                f"{self.chain}"
+            )
+        if self.in_fallback != (self.current_serving != self.primary):
+            raise ValueError(
+                "in_fallback must be true exactly when current_serving is not the primary"
+            )
+        if self.hold is not None and self.hold.model not in self.chain:
+            raise ValueError(f"hold model {self.hold.model!r} is not in the agent's chain")
+        for name in ("last_event_ts", "transient_throttle_until", "fallback_since"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_iso(name, value)
+        if self.hold is not None and self.hold.until is not None:
+            _check_iso("hold.until", self.hold.until)
+        return self
+
+
+class ModelHealthRecord(_Strict):
+    state: HealthState
+    failure_class: str | None = None
+    since: str | None = None
+    cooldown_until: str | None = None
+    cooldown_level: int = 0
+    flap_score: float = 0.0
+    probe_streak: int = 0
+    last_traffic_failure: str | None = None
+
+
+class PinFile(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    updated_at: str | None = None
+    agents: dict[str, AgentPin] = Field(default_factory=dict)
+    models: dict[str, ModelHealthRecord] = Field(default_factory=dict)
+
+
+def _check_iso(name: str, value: str) -> None:
+    try:
+        from_iso(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not an ISO 8601 timestamp: {value!r}") from exc
+
+
+def dumps(pins: PinFile) -> str:
+    """Pretty-printed JSON with a stable key order (agents and models sorted by id)."""
+    data = pins.model_dump(mode="json")
+    data["agents"] = dict(sorted(data["agents"].items()))
+    data["models"] = dict(sorted(data["models"].items()))
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def loads(text: str | bytes) -> PinFile:
+    """Parse and validate; raises ``ValueError`` (pydantic's ValidationError is one)."""
+    raw: Any = json.loads(text)
+    return PinFile.model_validate(raw)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = PinFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "failover-watcher pin file (fallback-state.json)"
+    return schema
