@@ -87,7 +87,7 @@ class FallbackDecision:
     detail: str | None = None
     # ``(N duplicates suppressed in last 30s)``: N more identical failures, not zero.
     suppressed_duplicates: int = 0
-    http_code: int | None = None  # from JSONL ``httpCode`` (detail statuses are found by the taxonomy)
+    http_code: int | None = None  # JSONL ``httpCode``; statuses in detail are found by taxonomy
     ts: float | None = None  # epoch seconds: journal __REALTIME_TIMESTAMP, else an ISO prefix
     session_id: str | None = None
     run_id: str | None = None
