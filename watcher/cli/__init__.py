@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("classify",)
+COMMANDS: tuple[str, ...] = ("classify", "audit", "probe", "simulate")
 
 
 def build_parser() -> argparse.ArgumentParser:
