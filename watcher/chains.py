@@ -19,6 +19,7 @@ changes and keeps the last good chains when a new version is broken.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from typing import Any
 import json5
 
 DEFAULT_AGENT_ID = "main"
+
+# json-five logs every parsed value at DEBUG; openclaw.json holds API keys.
+logging.getLogger("json5").setLevel(logging.WARNING)
 
 
 class GatewayConfigError(ValueError):
