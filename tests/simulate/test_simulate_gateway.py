@@ -1,0 +1,150 @@
+"""The simulated gateway prints what the log contract says a gateway prints.
+
+Every line is read back with the production parser and taxonomy: if the simulator
+drifted from the contract, these tests (and the parser's Unparsed) would say so.
+"""
+
+from __future__ import annotations
+
+from watcher.parse import parse_line
+from watcher.records import ChainStopped, Decision, FallbackDecision, LaneHint
+from watcher.simulate import parse_scenario
+from watcher.simulate.gateway import GatewayModel, RequestOutcome
+from watcher.simulate.scenario import Scenario
+from watcher.taxonomy import classify
+from watcher.taxonomy_table import FailureClass
+
+T0 = 1779283800.0  # 2026-05-20T13:30:00Z
+GLM, MINIMAX, DEEPSEEK = (
+    "ollama/glm-5.1:cloud",
+    "ollama/minimax-m2.7:cloud",
+    "deepseek/deepseek-v4-flash",
+)
+
+
+def scenario(timeline: str, gateway: str = "") -> Scenario:
+    return parse_scenario(f"""
+start = "2026-05-20T13:30:00Z"
+duration = "2h"
+[agents]
+nexus = ["{GLM}", "{MINIMAX}", "{DEEPSEEK}"]
+[timeline]
+{timeline}
+[gateway]
+{gateway}
+""")
+
+
+def records(outcome: RequestOutcome) -> list[object]:
+    parsed = [parse_line(line.text) for line in outcome.lines]
+    assert all(r is not None for r in parsed), "a printed line was taken for chatter"
+    return parsed
+
+
+def test_a_first_try_success_prints_nothing() -> None:
+    gw = GatewayModel(scenario(""))
+    out = gw.handle("nexus", GLM, T0 + 60)
+    assert out.served_by == GLM and out.lines == () and out.tried == (GLM,)
+
+
+def test_a_rate_limit_is_retried_before_the_decision_line_and_the_fallback_serves() -> None:
+    sc = scenario(f'"{GLM}" = ["from 13:30 to 14:00 traffic=429"]',
+                  "rate_limit_retries = 3\nretry_backoff = 2")
+    out = GatewayModel(sc).handle("nexus", GLM, T0 + 60)
+    lane, failed, succeeded = records(out)
+    assert isinstance(lane, LaneHint) and lane.agent_id == "nexus"
+    assert lane.lane == "session:agent:nexus:main"
+    assert isinstance(failed, FallbackDecision)
+    assert failed.decision is Decision.CANDIDATE_FAILED
+    assert (str(failed.candidate), str(failed.next), failed.reason) == (GLM, MINIMAX, "rate_limit")
+    # The decision line comes after the retries: 2 + 4 + 8 s of backoff at least.
+    assert failed.ts is not None and failed.ts - (T0 + 60) >= 14
+    assert classify(failed).failure_class is FailureClass.THROTTLE
+    assert isinstance(succeeded, FallbackDecision)
+    assert succeeded.decision is Decision.CANDIDATE_SUCCEEDED
+    assert (str(succeeded.requested), str(succeeded.candidate)) == (GLM, MINIMAX)
+    assert succeeded.reason == "unknown"
+    assert out.served_by == MINIMAX
+
+
+def test_a_retry_that_lands_after_the_window_succeeds_silently() -> None:
+    sc = scenario(f'"{GLM}" = ["from 13:30 to 13:31:05 traffic=429"]',
+                  "rate_limit_retries = 3\nretry_backoff = 2")
+    out = GatewayModel(sc).handle("nexus", GLM, T0 + 60)
+    assert out.served_by == GLM and out.lines == ()
+
+
+def test_an_exhausted_chain_says_next_none_then_chain_stopped() -> None:
+    sc = scenario(f'"ollama/*" = ["traffic=5xx"]\n"{DEEPSEEK}" = ["traffic=timeout"]')
+    out = GatewayModel(sc).handle("nexus", GLM, T0 + 60)
+    parsed = records(out)
+    decisions = [r for r in parsed if isinstance(r, FallbackDecision)]
+    assert [str(d.candidate) for d in decisions] == [GLM, MINIMAX, DEEPSEEK]
+    assert decisions[-1].chain_exhausted
+    assert classify(decisions[0]).failure_class is FailureClass.SERVER_ERROR
+    assert classify(decisions[-1]).failure_class is FailureClass.TIMEOUT
+    assert isinstance(parsed[-1], ChainStopped)
+    assert sum(isinstance(r, LaneHint) for r in parsed) == 3  # one before each failure
+    assert out.served_by is None
+    # Lines are in time order, and a timeout costs the configured 30 s.
+    stamps = [line.ts for line in out.lines]
+    assert stamps == sorted(stamps) and out.finished - out.started >= 30
+
+
+def test_the_walk_starts_where_the_pin_says() -> None:
+    sc = scenario(f'"{MINIMAX}" = ["traffic=503"]')
+    out = GatewayModel(sc).handle("nexus", MINIMAX, T0 + 60)
+    decisions = [r for r in records(out) if isinstance(r, FallbackDecision)]
+    assert all(str(d.requested) == MINIMAX for d in decisions)
+    assert GLM not in out.tried and out.served_by == DEEPSEEK
+    assert classify(decisions[0]).failure_class is FailureClass.OVERLOADED
+
+
+def test_the_gateway_skips_a_model_in_its_own_cooldown_and_that_is_not_evidence() -> None:
+    sc = scenario(f'"{GLM}" = ["traffic=429"]', "rate_limit_retries = 0\ncooldown = 60")
+    gw = GatewayModel(sc)
+    gw.handle("nexus", GLM, T0 + 60)
+    out = gw.handle("nexus", GLM, T0 + 90)
+    skip = records(out)[0]
+    assert isinstance(skip, FallbackDecision) and skip.decision is Decision.SKIP_CANDIDATE
+    assert classify(skip).failure_class is FailureClass.GATEWAY_LOCAL
+    assert GLM not in out.tried
+    later = gw.handle("nexus", GLM, T0 + 200)  # the gateway's cooldown is over
+    assert GLM in later.tried
+
+
+def failures(outcome: RequestOutcome) -> list[FallbackDecision]:
+    return [
+        r for r in records(outcome)
+        if isinstance(r, FallbackDecision) and r.decision is Decision.CANDIDATE_FAILED
+    ]
+
+
+def test_repeated_auth_failures_are_folded_as_the_gateway_does() -> None:
+    sc = scenario('"ollama/*" = ["traffic=401"]')
+    gw = GatewayModel(sc)
+    outs = [gw.handle("nexus", GLM, T0 + 60 + 10 * i) for i in range(4)]  # 0, 10, 20, 30 s
+    first = failures(outs[0])
+    assert [d.suppressed_duplicates for d in first] == [0, 0]
+    assert classify(first[0]).failure_class is FailureClass.AUTH
+    # Within 30 s identical lines are dropped; lane lines still print.
+    assert failures(outs[1]) == [] and failures(outs[2]) == []
+    assert any(isinstance(r, LaneHint) for r in records(outs[1]))
+    # The next printed line carries the count: two more failures, not zero.
+    folded = failures(outs[3])
+    assert folded[0].suppressed_duplicates == 2 and folded[0].occurrences == 3
+
+
+def test_a_slot_full_answer_is_read_as_a_throttle() -> None:
+    sc = scenario(f'"{GLM}" = ["traffic=slot_full"]', "rate_limit_retries = 1")
+    out = GatewayModel(sc).handle("nexus", GLM, T0 + 60)
+    failed = next(r for r in records(out) if isinstance(r, FallbackDecision))
+    assert classify(failed).failure_class is FailureClass.THROTTLE
+    assert failed.detail is not None and "concurrency limit" in failed.detail
+
+
+def test_retry_after_reaches_the_taxonomy() -> None:
+    sc = scenario(f'"{GLM}" = ["traffic=429 retry_after=120"]', "rate_limit_retries = 0")
+    out = GatewayModel(sc).handle("nexus", GLM, T0 + 60)
+    failed = next(r for r in records(out) if isinstance(r, FallbackDecision))
+    assert classify(failed).retry_after_s == 120
