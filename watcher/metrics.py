@@ -70,12 +70,77 @@ class AlertMetrics:
         )
 
 
+@dataclass(frozen=True)
+class WatcherMetrics:
+    """The tail, the core's transitions and the probes."""
+
+    events: Counter
+    unparsed: Counter
+    transitions: Counter
+    in_fallback: Gauge
+    cooldown_seconds: Gauge
+    probe_results: Counter
+    journal_lag: Gauge
+    last_applied: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> WatcherMetrics:
+        return cls(
+            events=Counter(
+                f"{PREFIX}_events_total",
+                "Fallback decisions read from the gateway log, by decision and failure class.",
+                ["decision", "failure_class"],
+                registry=registry,
+            ),
+            unparsed=Counter(
+                f"{PREFIX}_unparsed_lines_total",
+                "Lines with a fallback marker that could not be parsed.",
+                registry=registry,
+            ),
+            transitions=Counter(
+                f"{PREFIX}_transitions_total",
+                "Transitions the core decided, by type (catch-up included).",
+                ["type"],
+                registry=registry,
+            ),
+            in_fallback=Gauge(
+                f"{PREFIX}_in_fallback",
+                "1 when the agent is pinned away from its primary.",
+                ["agent"],
+                registry=registry,
+            ),
+            cooldown_seconds=Gauge(
+                f"{PREFIX}_cooldown_seconds",
+                "Seconds left in the model's throttle cooldown (0 when none).",
+                ["model"],
+                registry=registry,
+            ),
+            probe_results=Counter(
+                f"{PREFIX}_probe_results_total",
+                "Failback probe results, by provider and result (ok or failure class).",
+                ["provider", "result"],
+                registry=registry,
+            ),
+            journal_lag=Gauge(
+                f"{PREFIX}_journal_lag_seconds",
+                "Age of the last applied journal entry when it was applied.",
+                registry=registry,
+            ),
+            last_applied=Gauge(
+                f"{PREFIX}_last_applied_entry_timestamp_seconds",
+                "Journal time of the last applied entry (epoch seconds).",
+                registry=registry,
+            ),
+        )
+
+
 class Metrics:
     """Every watcher metric, grouped by area, on one registry (its own unless passed in)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.alerts = AlertMetrics.register(self.registry)
+        self.watcher = WatcherMetrics.register(self.registry)
 
     def exposition(self) -> bytes:
         """The text format a scrape returns (also what ``promtool check metrics`` reads)."""

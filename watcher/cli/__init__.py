@@ -13,7 +13,18 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("classify", "audit", "probe", "simulate")
+COMMANDS: tuple[str, ...] = (
+    "run",
+    "demo",
+    "status",
+    "pin",
+    "replay",
+    "classify",
+    "simulate",
+    "probe",
+    "lint_config",
+    "audit",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

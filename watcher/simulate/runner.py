@@ -35,17 +35,17 @@ from watcher.alerts.cards import render
 from watcher.alerts.dedup import Deduplicator, DedupPolicy, SuppressionReason
 from watcher.core.decide import decide, initial_state
 from watcher.core.effects import AppendAudit, EnqueueAlert, RequestProbes, WritePins
-from watcher.core.events import ChainStoppedEvidence, LaneHintEvidence, Tick, TrafficEvidence
+from watcher.core.events import Tick
 from watcher.core.policy import Policy
 from watcher.core.state import State, to_pinfile
 from watcher.core.transitions import Alert
+from watcher.evidence import to_event
 from watcher.parse import parse_line
 from watcher.pinstore import PIN_FILENAME, PinStore
-from watcher.records import ChainStopped, FallbackDecision, LaneHint, Unparsed
+from watcher.records import Unparsed
 from watcher.simulate.gateway import GatewayModel
 from watcher.simulate.probes import SimulatedProbes
 from watcher.simulate.scenario import Scenario
-from watcher.taxonomy import classify
 
 # Event kinds, in the order they run when they share a timestamp.
 _LINE, _PROBE_RESULT, _REQUEST, _PROBES_ASKED, _TICK = range(5)
@@ -209,25 +209,8 @@ class Simulation:
         if record is None or isinstance(record, Unparsed):
             self.result.unparsed += 1
             return
-        event: Any
-        if isinstance(record, FallbackDecision):
-            c = classify(record)
-            event = TrafficEvidence(
-                record,
-                failure_class=c.failure_class,
-                signature=c.signature,
-                http_status=c.http_status,
-                retry_after_s=c.retry_after_s,
-                position=position,
-            )
-        elif isinstance(record, ChainStopped):
-            c = classify(record)
-            event = ChainStoppedEvidence(
-                record, failure_class=c.failure_class, signature=c.signature, position=position
-            )
-        elif isinstance(record, LaneHint):
-            event = LaneHintEvidence(record, position=position)
-        else:  # pragma: no cover - parse_line returns only the types above
+        event = to_event(record, position=position)
+        if event is None:  # pragma: no cover - records above always make an event
             raise TypeError(type(record))
         self._apply(event)
 

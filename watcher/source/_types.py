@@ -8,11 +8,13 @@ is injected (``watcher.parse`` by default, imported lazily) so the delivery mach
 
 from __future__ import annotations
 
-import re
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from watcher.durations import parse_duration
 
 DEFAULT_CATCH_UP_AGE = 600.0
 """Entries older than this (seconds, relative to the source's clock) are history."""
@@ -107,9 +109,6 @@ def decode(raw: bytes) -> str | bytes:
         return raw
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
-_UNIT_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
-                 "d": 86400.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +124,8 @@ class StartAt:
         if text in ("tail", "head"):
             return cls(text)
         if text.startswith("since:"):
-            match = _DURATION.match(text[len("since:"):])
-            if match:
-                return cls("since", float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+            with contextlib.suppress(ValueError):
+                return cls("since", parse_duration(text[len("since:"):]))
         raise ValueError(
             f"start_at must be 'tail', 'head' or 'since:<duration>' (like since:15m, "
             f"since:2h, since:90s), not {text!r}"

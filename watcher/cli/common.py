@@ -1,0 +1,37 @@
+"""Helpers every subcommand shares: loading the config, reporting its errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from watcher.config import DEFAULT_CONFIG, ConfigError, WatcherSettings, load_settings
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"watcher TOML config (default {DEFAULT_CONFIG} if it exists)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> WatcherSettings:
+    """Load the config named by ``--config`` (or the default path when present).
+
+    Raises ``ConfigError``; commands report it with ``report_config_error``."""
+    path = args.config
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    return load_settings(path)
+
+
+def report_config_error(exc: ConfigError, *, prog: str) -> int:
+    print(
+        f"{prog}: the configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr
+    )
+    for problem in exc.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1

@@ -1,0 +1,144 @@
+"""``failover-watcher pin show|hold|release|set``: operator overrides of the pin file.
+
+Each command edits the pin file under the same lock the daemon and ``flock(1)`` use,
+validated against the same model. The daemon adopts the edit as an operator decision
+(OPERATOR_OVERRIDE: audited and announced) on its next read; a stopped daemon adopts
+it when it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+
+from watcher.cli.common import add_config_arg, report_config_error, settings_from
+from watcher.config import ConfigError
+from watcher.durations import parse_duration
+from watcher.pinfile import AgentPin, Hold, PinFile, iso
+from watcher.pinstore import PIN_FILENAME, PinStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("pin", help="show or override agent pins")
+    add_config_arg(p)
+    psub = p.add_subparsers(dest="pin_command", metavar="ACTION")
+    psub.required = True
+    show = psub.add_parser("show", help="print every agent's pin")
+    show.set_defaults(func=cmd_show)
+    hold = psub.add_parser("hold", help="keep AGENT on MODEL (a member of its chain)")
+    hold.add_argument("agent")
+    hold.add_argument("model")
+    hold.add_argument("--for", dest="duration", help="e.g. 30m, 2h (default: until released)")
+    hold.add_argument("--note", help="why, for the audit and the card")
+    hold.set_defaults(func=cmd_hold)
+    release = psub.add_parser("release", help="drop AGENT's hold; policy decides again")
+    release.add_argument("agent")
+    release.set_defaults(func=cmd_release)
+    setp = psub.add_parser(
+        "set", help="put AGENT on MODEL now (its primary: failback; a fallback: a hold)"
+    )
+    setp.add_argument("agent")
+    setp.add_argument("model")
+    setp.set_defaults(func=cmd_set)
+    for sp in (show, hold, release, setp):
+        add_config_arg(sp)
+
+
+def _actor() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _store(args: argparse.Namespace) -> PinStore:
+    settings = settings_from(args)
+    return PinStore(settings.state_dir / PIN_FILENAME, role="operator")
+
+
+class _Refused(Exception):
+    pass
+
+
+def _edit(args: argparse.Namespace, change: object) -> int:
+    try:
+        store = _store(args)
+    except ConfigError as exc:
+        return report_config_error(exc, prog="pin")
+    try:
+
+        def fn(read: object) -> PinFile:
+            pins: PinFile = read.pins  # type: ignore[attr-defined]
+            agent = pins.agents.get(args.agent)
+            if agent is None:
+                known = ", ".join(sorted(pins.agents)) or "none"
+                raise _Refused(f"unknown agent {args.agent!r} (known: {known})")
+            new_agent = change(agent)  # type: ignore[operator]
+            AgentPin.model_validate(new_agent.model_dump())
+            return pins.model_copy(update={"agents": {**pins.agents, args.agent: new_agent}})
+
+        store.update(fn)
+    except _Refused as exc:
+        print(f"pin: {exc}; nothing changed", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"pin: refused, the result would be invalid: {exc}", file=sys.stderr)
+        return 1
+    print(f"pin: {args.agent} updated; the watcher adopts it as an operator override")
+    return 0
+
+
+def _check_member(agent: AgentPin, model: str) -> None:
+    if model not in agent.chain:
+        raise _Refused(f"{model!r} is not in the agent's chain {agent.chain}")
+
+
+def cmd_hold(args: argparse.Namespace) -> int:
+    try:
+        until = iso(time.time() + parse_duration(args.duration)) if args.duration else None
+    except ValueError as exc:
+        print(f"pin hold: {exc}", file=sys.stderr)
+        return 2
+
+    def change(agent: AgentPin) -> AgentPin:
+        _check_member(agent, args.model)
+        hold = Hold(model=args.model, by=_actor(), until=until, note=args.note)
+        return agent.model_copy(
+            update={
+                "hold": hold,
+                "current_serving": args.model,
+                "in_fallback": args.model != agent.primary,
+            }
+        )
+
+    return _edit(args, change)
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    return _edit(args, lambda agent: agent.model_copy(update={"hold": None}))
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    def change(agent: AgentPin) -> AgentPin:
+        _check_member(agent, args.model)
+        return agent.model_copy(
+            update={"current_serving": args.model, "in_fallback": args.model != agent.primary}
+        )
+
+    return _edit(args, change)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    try:
+        store = _store(args)
+    except ConfigError as exc:
+        return report_config_error(exc, prog="pin")
+    if not store.path.exists():
+        print(f"pin: no pin file at {store.path} yet", file=sys.stderr)
+        return 1
+    pins = store.read().pins
+    for agent_id, a in sorted(pins.agents.items()):
+        state = "fallback" if a.in_fallback else "primary"
+        extra = f" held by {a.hold.by} until {a.hold.until or 'released'}" if a.hold else ""
+        print(f"{agent_id:<12} {a.current_serving:<36} {state}{extra}")
+    return 0

@@ -1,0 +1,144 @@
+"""The watcher's configuration: one TOML file plus ``FAILOVER_WATCHER_*`` overrides.
+
+Typed and immutable once loaded (pydantic-settings). Nested keys are overridden with
+a double underscore: ``FAILOVER_WATCHER_JOURNAL__START_AT=head``,
+``FAILOVER_WATCHER_METRICS__PORT=9900``. Secrets are never values here, only
+references: ``cred:NAME`` (``$CREDENTIALS_DIRECTORY/NAME``, systemd LoadCredential)
+or ``env:NAME``. ``load_settings`` raises ``ConfigError`` listing every problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from watcher.alerts.config import AlertsConfig
+from watcher.core.policy import Policy
+from watcher.providers import ProviderConfig
+
+DEFAULT_CONFIG = Path("/etc/failover-watcher/watcher.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/failover-watcher")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; ``problems`` lists every reason at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JournalSettings(_Section):
+    source: str = Field(
+        default="journal",
+        description="journal | journal:DIR | file:PATH | jsonl:PATH | export:PATH | -",
+    )
+    units: list[str] = Field(default_factory=lambda: ["openclaw-gateway.service"])
+    identifiers: list[str] = Field(default_factory=list)
+    start_at: str = Field(default="tail", description="tail | head | since:<duration>")
+    catch_up_age_s: float = Field(default=600.0, gt=0)
+    max_batch: int = Field(default=1000, ge=1)
+
+    @field_validator("start_at")
+    @classmethod
+    def _start_at(cls, value: str) -> str:
+        if value not in ("tail", "head") and not value.startswith("since:"):
+            raise ValueError("must be tail, head or since:<duration> (e.g. since:15m)")
+        return value
+
+
+class ProbeSettings(_Section):
+    enabled: bool = True
+    interval_s: float = Field(default=60.0, gt=0)
+    jitter_s: float | None = Field(default=None, ge=0, description="default: interval / 10")
+    global_cap: int = Field(default=16, ge=1)
+    timeout_s: float = Field(default=5.0, gt=0)
+    first_run_after_s: float | None = Field(default=None, ge=0)
+
+
+class MetricsSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9877, ge=0, le=65535, description="0 picks a free port")
+
+
+class WatcherSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FAILOVER_WATCHER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    gateway_config: Path = Field(
+        default=Path("~/.openclaw/openclaw.json"),
+        description="the gateway's openclaw.json: read, never written",
+    )
+    tick_interval_s: float = Field(default=15.0, gt=0)
+    log_level: str = "INFO"
+    journal: JournalSettings = Field(default_factory=JournalSettings)
+    policy: Policy = Field(default_factory=Policy)
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    alerts: AlertsConfig | None = Field(
+        default=None, description="Telegram; absent: cards are kept in the outbox only"
+    )
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @field_validator("state_dir", "gateway_config")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then the environment, then the TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        out.append(f"{where}: {err['msg']}")
+    return out
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> WatcherSettings:
+    """Load ``path`` (TOML; None or missing default: environment and defaults only)."""
+    if path is not None and not Path(path).is_file():
+        raise ConfigError([f"{path}: no such config file"])
+    toml_file = Path(path) if path is not None else None
+
+    class _FromFile(WatcherSettings):
+        model_config = SettingsConfigDict(
+            **{**WatcherSettings.model_config, "toml_file": toml_file}
+        )
+
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc)) from None
+    except (OSError, ValueError) as exc:  # unreadable file, TOML syntax
+        raise ConfigError([f"{path}: {exc}"]) from None

@@ -1,0 +1,559 @@
+"""``failover-watcher run``: the imperative shell around ``decide``.
+
+One asyncio process, one writer of the core state. The parts:
+
+- the journal source (``watcher.source``) feeds bounded batches;
+- every event (journal evidence, probe results, ticks, pin-file edits, chain
+  reloads) goes through ``decide`` in ``Watcher.apply``; nothing else mutates state;
+- effects are carried out by thin adapters: pin store, audit log, alert intake
+  (outbox; the Telegram sender is its own task), metrics;
+- probes run on APScheduler (``watcher.probe``) over ``probe_targets``;
+- signals only set flags; the loop acts on them (SIGHUP reload, SIGTERM drain).
+
+Crash consistency: each applied batch first writes ``core-state.json`` atomically
+(state, source position, and the effects still to carry out: alerts with sequence
+numbers, audit records with the audit sequence they must reach, a pin write), then
+carries the effects out idempotently. On restart the snapshot is the authority: the
+source resumes from its position, and pending effects are replayed, skipping what
+already landed (the outbox remembers the last alert sequence it took; the audit log
+its own sequence). So a SIGKILL anywhere neither loses nor repeats a transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from watcher import __version__
+from watcher.alerts.intake import AlertIntake
+from watcher.alerts.outbox import DEFAULT_FILENAME, Outbox
+from watcher.alerts.service import AlertService
+from watcher.atomic import atomic_write_text
+from watcher.audit import AuditLog
+from watcher.chains import ChainSource, GatewayConfig, GatewayConfigError
+from watcher.config import WatcherSettings
+from watcher.core.decide import decide, initial_state, probe_targets
+from watcher.core.effects import AppendAudit, EnqueueAlert, RequestProbes, WritePins
+from watcher.core.events import ChainsChanged, Event, PinFileEdited, PinFileRejected, Tick
+from watcher.core.evidence import ProbeResult
+from watcher.core.state import State, from_json, to_json, to_pinfile
+from watcher.core.transitions import Alert, TransitionType
+from watcher.evidence import to_event
+from watcher.metrics import Metrics
+from watcher.pincheck import chains_validator
+from watcher.pinstore import PIN_FILENAME, AdoptedEdit, PinStore, RejectedEdit
+from watcher.probe.client import ProbeClient, ProbeTimeouts
+from watcher.probe.scheduler import FailbackProber, ProbeScheduler
+from watcher.providers import ProviderDirectory
+from watcher.records import FallbackDecision, Unparsed
+from watcher.source import Batch, PositionStore, SavedPosition, SourceError, open_source
+
+log = logging.getLogger("watcher.daemon")
+
+SNAPSHOT_FILENAME = "core-state.json"
+AUDIT_FILENAME = "audit.jsonl"
+ALERT_SEQ_META = "daemon_alert_seq"
+SNAPSHOT_VERSION = 1
+
+
+def sd_notify(message: str) -> None:
+    """sd_notify through systemd-python; a no-op outside systemd."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return
+    try:
+        from systemd import daemon as sd_daemon  # type: ignore[attr-defined]
+
+        sd_daemon.notify(message)
+    except (ImportError, OSError) as exc:  # pragma: no cover - depends on the host
+        log.debug("sd_notify failed: %s", exc)
+
+
+@dataclass
+class Pending:
+    """Effects decided and persisted but maybe not yet carried out."""
+
+    alerts: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    audit_target: int = 0  # the audit log's seq once ``audit`` has landed
+    write_pins: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alerts": [[seq, a] for seq, a in self.alerts],
+            "audit": self.audit,
+            "audit_target": self.audit_target,
+            "write_pins": self.write_pins,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Pending:
+        return cls(
+            alerts=[(int(seq), a) for seq, a in data.get("alerts", [])],
+            audit=list(data.get("audit", [])),
+            audit_target=int(data.get("audit_target", 0)),
+            write_pins=bool(data.get("write_pins", False)),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.audit or self.write_pins)
+
+
+class Snapshot:
+    """``core-state.json``: the full core state, the source position, pending effects."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {}
+        if path.exists():
+            self.data = json.loads(path.read_text(encoding="utf-8"))
+            if self.data.get("version") != SNAPSHOT_VERSION:
+                raise ValueError(f"{path}: unknown snapshot version {self.data.get('version')}")
+
+    @property
+    def position(self) -> dict[str, Any] | None:
+        pos = self.data.get("position")
+        return pos if isinstance(pos, dict) else None
+
+    def write(
+        self,
+        state: State,
+        position: dict[str, Any] | None,
+        pending: Pending,
+        alert_seq: int,
+        extra: dict[str, Any],
+    ) -> None:
+        self.data = {
+            "version": SNAPSHOT_VERSION,
+            "state": to_json(state),
+            "position": position,
+            "pending": pending.to_json(),
+            "alert_seq": alert_seq,
+            **extra,
+        }
+        atomic_write_text(self.path, json.dumps(self.data, separators=(",", ":")), mode=0o640)
+
+
+class SnapshotPosition(PositionStore):
+    """The source's position lives in the snapshot, written with the state it led to,
+    so state and position can never disagree after a crash."""
+
+    def __init__(self, snapshot: Snapshot, source: str) -> None:
+        super().__init__(snapshot.path, source)
+        self.snapshot = snapshot
+
+    def load(self) -> SavedPosition | None:
+        pos = self.snapshot.position
+        if not pos or pos.get("source") != self.source or not pos.get("position"):
+            return None
+        return SavedPosition(pos["position"], pos.get("realtime"), self.source)
+
+    def save(self, position: str, realtime: float | None) -> None:
+        """The daemon writes positions in the snapshot; the source's commit is a no-op."""
+
+
+class Watcher:
+    """The wired daemon. ``apply`` is the only place state changes."""
+
+    def __init__(
+        self,
+        settings: WatcherSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.environ = environ
+        # A provider marked paid in [providers] is paid for the policy too.
+        paid = {pid for pid, p in settings.providers.items() if p.paid}
+        self.policy = settings.policy.model_copy(
+            update={"paid_providers": settings.policy.paid_providers | paid}
+        )
+        self.state_dir = Path(settings.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.metrics = Metrics()
+        self._stop = asyncio.Event()
+        self._reload = False
+        self._alert_seq = 0
+        self._position: dict[str, Any] | None = None
+        self.last_sentence = ""
+        self.applied_entries = 0
+        self.lag_s: float | None = None
+
+        self.chain_source = ChainSource(settings.gateway_config)
+        self.snapshot = Snapshot(self.state_dir / SNAPSHOT_FILENAME)
+        self.audit, audit_problem = AuditLog.open_or_restart(self.state_dir / AUDIT_FILENAME)
+        self.pins = PinStore(
+            self.state_dir / PIN_FILENAME,
+            validator=chains_validator(self.chain_source.config.chains),
+        )
+        self.alert_service: AlertService | None = None
+        if settings.alerts is not None:
+            self.alert_service = AlertService.from_config(
+                settings.alerts, self.state_dir, self.metrics, environ=environ
+            )
+            self.intake = self.alert_service.intake
+        else:
+            outbox = Outbox(self.state_dir / DEFAULT_FILENAME, metrics=self.metrics.alerts)
+            self.intake = AlertIntake(outbox, tz=_utc(), metrics=self.metrics.alerts)
+        self.state = self._load_state()
+        self._recover()
+        if audit_problem:
+            self._carry_out_alert(
+                Alert(
+                    TransitionType.PIN_FILE_REJECTED,
+                    ts=self.clock(),
+                    detail=f"audit log did not verify and was set aside: {audit_problem}",
+                )
+            )
+        self.prober: FailbackProber | None = None
+        self.scheduler: ProbeScheduler | None = None
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def _load_state(self) -> State:
+        chains = self.chain_source.config.chains
+        raw = self.snapshot.data.get("state")
+        if raw is None:
+            return initial_state(chains, self.policy)
+        state = from_json(raw)
+        self._alert_seq = int(self.snapshot.data.get("alert_seq", 0))
+        self._position = self.snapshot.position
+        if dict(state.chains) != dict(chains):
+            state = decide(state, ChainsChanged(chains), self.clock(), self.policy).state
+        return state
+
+    def _recover(self) -> None:
+        """Carry out effects a crash left pending, skipping what already landed."""
+        pending = Pending.from_json(self.snapshot.data.get("pending") or {})
+        if pending:
+            log.info("recovering effects left pending by the last run")
+            self._carry_out(pending)
+
+    # -- the one mutation point -------------------------------------------------------
+
+    def apply(
+        self,
+        events: list[Event],
+        *,
+        position: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> list[str]:
+        """Decide every event, persist state+position+effects, carry the effects out.
+
+        Returns the decision sentences (the daemon logs them; tests assert on them)."""
+        now = self.clock() if now is None else now
+        events = self._pin_edit_events() + events
+        pending = Pending(audit_target=self.audit.seq)
+        sentences: list[str] = []
+        for event in events:
+            decided = decide(
+                self.state, event, now, self.policy, jitter=self.rng.uniform(-1.0, 1.0)
+            )
+            self.state = decided.state
+            noteworthy = False
+            for effect in decided.effects:
+                if isinstance(effect, EnqueueAlert):
+                    self._alert_seq += 1
+                    pending.alerts.append((self._alert_seq, effect.alert.to_json()))
+                    self.metrics.watcher.transitions.labels(effect.alert.type.value).inc()
+                    noteworthy = True
+                elif isinstance(effect, AppendAudit):
+                    pending.audit.append({"type": effect.type, "data": dict(effect.data)})
+                    noteworthy = True
+                elif isinstance(effect, WritePins):
+                    pending.write_pins = True
+                elif isinstance(effect, RequestProbes):
+                    pass  # the probe scheduler owns the cadence (see module docstring)
+            if decided.sentence:
+                sentences.append(decided.sentence)
+                self.last_sentence = decided.sentence
+                (log.info if noteworthy else log.debug)("%s", decided.sentence)
+        pending.audit_target = self.audit.seq + len(pending.audit)
+        moved = position is not None and position != self._position
+        if moved:
+            self._position = position
+        if pending or moved:
+            self.snapshot.write(
+                self.state, self._position, pending, self._alert_seq, {"written_at": now}
+            )
+            self._carry_out(pending)
+        self._update_gauges(now)
+        return sentences
+
+    def _pin_edit_events(self) -> list[Event]:
+        read = self.pins.read()
+        if isinstance(read.edit, AdoptedEdit):
+            return [PinFileEdited(read.edit.pins)]
+        if isinstance(read.edit, RejectedEdit):
+            where = str(read.edit.quarantined_to) if read.edit.quarantined_to else None
+            return [PinFileRejected(read.edit.error, where)]
+        return []
+
+    def _carry_out(self, pending: Pending) -> None:
+        done = int(self.intake.outbox.get_meta(ALERT_SEQ_META) or 0)
+        for seq, data in pending.alerts:
+            if seq <= done:
+                continue
+            self._carry_out_alert(Alert.from_json(data))
+            self.intake.outbox.set_meta(ALERT_SEQ_META, str(seq))
+        missing = pending.audit_target - self.audit.seq
+        if missing > 0:
+            with self.audit.batch():
+                for record in pending.audit[-missing:]:
+                    self.audit.append(record["type"], record["data"])
+        if pending.write_pins:
+            pins = to_pinfile(self.state, self.clock())
+            self.pins.update(lambda _read: pins)
+
+    def _carry_out_alert(self, alert: Alert) -> None:
+        flapping = [agent for agent, s in self.state.agents.items() if s.flapping]
+        self.intake.submit(alert, now=self.clock(), flapping=flapping)
+
+    def _update_gauges(self, now: float) -> None:
+        w = self.metrics.watcher
+        for agent_id, agent in self.state.agents.items():
+            w.in_fallback.labels(agent_id).set(1 if agent.in_fallback else 0)
+        for ref, health in self.state.models.items():
+            until = health.cooldown_until or 0.0
+            w.cooldown_seconds.labels(ref).set(max(0.0, until - now))
+
+    # -- journal ----------------------------------------------------------------------
+
+    def events_of(self, batch: Batch, source: Any) -> list[Event]:
+        events: list[Event] = []
+        w = self.metrics.watcher
+        for entry in batch.entries:
+            record = source.parse(entry)
+            if isinstance(record, Unparsed):
+                w.unparsed.inc()
+                continue
+            event = to_event(record, position=entry.position, catch_up=batch.catch_up)
+            if event is None:
+                continue
+            if isinstance(record, FallbackDecision):
+                cls = getattr(event, "failure_class", None)
+                w.events.labels(record.decision.value, cls.value if cls else "none").inc()
+            events.append(event)
+        return events
+
+    def apply_batch(self, batch: Batch, source: Any) -> list[str]:
+        events = self.events_of(batch, source)
+        position = {
+            "source": self.settings.journal.source,
+            "position": batch.position,
+            "realtime": batch.realtime,
+        }
+        sentences = self.apply(events, position=position)
+        self.applied_entries += len(batch.entries)
+        if batch.realtime is not None:
+            self.lag_s = max(0.0, self.clock() - batch.realtime)
+            self.metrics.watcher.journal_lag.set(self.lag_s)
+            self.metrics.watcher.last_applied.set(batch.realtime)
+        return sentences
+
+    def open_source(self) -> Any:
+        j = self.settings.journal
+        spec = j.source
+        source = open_source(
+            spec,
+            units=j.units,
+            identifiers=j.identifiers,
+            start_at=j.start_at,
+            catch_up_age=j.catch_up_age_s,
+            max_batch=j.max_batch,
+            store=SnapshotPosition(self.snapshot, spec),
+        )
+        source.open()
+        return source
+
+    # -- probes -----------------------------------------------------------------------
+
+    def build_prober(self, config: GatewayConfig) -> FailbackProber:
+        directory = ProviderDirectory.build(self.settings.providers, config.providers)
+        client = ProbeClient(
+            timeouts=ProbeTimeouts(total=self.settings.probes.timeout_s),
+            environ=self.environ,
+        )
+
+        async def on_result(result: ProbeResult) -> None:
+            provider = result.model.partition("/")[0]
+            outcome = "ok" if result.ok else str(result.failure_class or "unknown")
+            self.metrics.watcher.probe_results.labels(provider, outcome).inc()
+            self.apply([result])
+
+        async def on_budget(status: Any) -> None:
+            self._carry_out_alert(
+                Alert(
+                    TransitionType.PROBE_BUDGET_EXHAUSTED,
+                    ts=self.clock(),
+                    detail=f"provider {status.provider}: {status.used}/{status.limit} probes "
+                    "used today; probing stops until the reset",
+                )
+            )
+
+        return FailbackProber(
+            client,
+            directory,
+            on_result,
+            on_budget,
+            global_cap=self.settings.probes.global_cap,
+        )
+
+    def probe_targets(self) -> list[str]:
+        return probe_targets(self.state, self.clock(), self.policy)
+
+    # -- reload, status ----------------------------------------------------------------
+
+    def poll_chains(self) -> None:
+        config, error = self.chain_source.poll()
+        if error is not None:
+            self.apply([ChainsChanged(config.chains, error=str(error))])
+        elif dict(config.chains) != dict(self.state.chains):
+            self.pins.validator = chains_validator(config.chains)
+            self.apply([ChainsChanged(config.chains)])
+            if self.prober is not None:
+                self.prober.update_directory(
+                    ProviderDirectory.build(self.settings.providers, config.providers)
+                )
+
+    def status_line(self) -> str:
+        in_fallback = sorted(a for a, s in self.state.agents.items() if s.in_fallback)
+        now = self.clock()
+        cooling = sorted(r for r, h in self.state.models.items() if h.in_cooldown(now))
+        lag = f"{self.lag_s:.1f}s" if self.lag_s is not None else "n/a"
+        return (
+            f"{len(in_fallback)} agent(s) in fallback"
+            + (f" ({', '.join(in_fallback)})" if in_fallback else "")
+            + f"; {len(cooling)} model(s) cooling down; journal lag {lag}"
+        )
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload = True
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            source = self.open_source()
+        except SourceError as exc:
+            log.error("%s", exc)
+            return 1
+        metrics_server = self._start_metrics()
+        if self.alert_service is not None:
+            await self.alert_service.start()
+        if self.settings.probes.enabled:
+            self.prober = self.build_prober(self.chain_source.config)
+            self.scheduler = ProbeScheduler(
+                self.prober,
+                self.probe_targets,
+                interval_s=self.settings.probes.interval_s,
+                jitter_s=self.settings.probes.jitter_s,
+                first_run_after_s=self.settings.probes.first_run_after_s,
+            )
+            self.scheduler.start()
+        self.apply([Tick()])  # adopt hand edits made while stopped; expire old holds
+        sd_notify(f"READY=1\nSTATUS={self.status_line()}")
+        log.info("failover-watcher %s running: %s", __version__, self.status_line())
+        tasks = [
+            asyncio.create_task(self._tail(source), name="tail"),
+            asyncio.create_task(self._ticker(), name="tick"),
+            asyncio.create_task(self._watchdog(), name="watchdog"),
+        ]
+        stopper = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        crashed = [t for t in done if t is not stopper and t.exception() is not None]
+        sd_notify("STOPPING=1")
+        log.info("stopping: draining")
+        source.close()
+        for task in (*tasks, stopper):
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        if self.alert_service is not None:
+            await self.alert_service.stop(grace_s=3.0)
+        else:
+            self.intake.outbox.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        for task in crashed:
+            log.error("%s failed: %r", task.get_name(), task.exception())
+        return 1 if crashed else 0
+
+    async def _tail(self, source: Any) -> None:
+        async for batch in source.batches():
+            self.apply_batch(batch, source)
+            if self._stop.is_set():
+                break
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.tick_interval_s)
+            if self._reload:
+                self._reload = False
+                sd_notify("RELOADING=1")
+                self.poll_chains()
+                sd_notify("READY=1")
+                log.info("reloaded: %s", self.status_line())
+            else:
+                self.poll_chains()
+            self.apply([Tick()])
+            sd_notify(f"STATUS={self.status_line()}")
+
+    async def _watchdog(self) -> None:
+        usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        if usec <= 0:  # not under a systemd watchdog: nothing to do, but stay alive
+            await asyncio.Event().wait()
+        while True:
+            sd_notify("WATCHDOG=1")
+            await asyncio.sleep(usec / 2_000_000)
+
+    def _start_metrics(self) -> Any:
+        m = self.settings.metrics
+        if not m.enabled:
+            return None
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(m.port, addr=m.host, registry=self.metrics.registry)
+        self.metrics_port = server.server_address[1]
+        (self.state_dir / "metrics.port").write_text(f"{self.metrics_port}\n")
+        log.info("metrics on http://%s:%d/metrics", m.host, self.metrics_port)
+        return server
+
+
+def _utc() -> Any:
+    from datetime import UTC
+
+    return UTC
+
+
+def run(settings: WatcherSettings) -> int:
+    """Entry point for ``failover-watcher run``."""
+    try:
+        watcher = Watcher(settings)
+    except GatewayConfigError as exc:
+        log.error("cannot read the gateway config %s: %s", settings.gateway_config, exc)
+        return 1
+    return asyncio.run(watcher.run())

@@ -1,0 +1,42 @@
+"""The classify stage: a parsed record becomes one classified core event.
+
+source -> parse -> **classify** -> decide. The daemon, ``replay`` and the simulator
+all go through here, so they cannot disagree on what a line means.
+"""
+
+from __future__ import annotations
+
+from watcher.core.events import ChainStoppedEvidence, LaneHintEvidence, TrafficEvidence
+from watcher.records import ChainStopped, FallbackDecision, LaneHint, ParseResult
+from watcher.taxonomy import classify
+
+Evidence = TrafficEvidence | ChainStoppedEvidence | LaneHintEvidence
+
+
+def to_event(
+    record: ParseResult, *, position: str | None = None, catch_up: bool = False
+) -> Evidence | None:
+    """The core event for ``record``; None for chatter and unparsed lines."""
+    if isinstance(record, FallbackDecision):
+        c = classify(record)
+        return TrafficEvidence(
+            record,
+            failure_class=c.failure_class,
+            signature=c.signature,
+            http_status=c.http_status,
+            retry_after_s=c.retry_after_s,
+            position=position,
+            catch_up=catch_up,
+        )
+    if isinstance(record, ChainStopped):
+        c = classify(record)
+        return ChainStoppedEvidence(
+            record,
+            failure_class=c.failure_class,
+            signature=c.signature,
+            position=position,
+            catch_up=catch_up,
+        )
+    if isinstance(record, LaneHint):
+        return LaneHintEvidence(record, position=position, catch_up=catch_up)
+    return None

@@ -1,0 +1,159 @@
+"""What ``status`` (and the Telegram ``/status``) shows: one read-only view of the state.
+
+Reads the daemon's files without taking part in its decisions: the core snapshot,
+the outbox, the pin file. ``to_json`` is the stable ``status --json`` shape
+(``schema: 1``); ``render_text`` the human one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from watcher.alerts.dedup import Deduplicator
+from watcher.alerts.intake import DEDUP_META
+from watcher.alerts.outbox import DEFAULT_FILENAME
+from watcher.core.state import State, from_json
+from watcher.daemon import SNAPSHOT_FILENAME
+from watcher.pinfile import iso
+
+STATUS_SCHEMA = 1
+
+
+def _outbox_view(path: Path, now: float) -> dict[str, Any]:
+    if not path.exists():
+        return {"depth": 0, "by_state": {}, "suppressed_last_hour": {}}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        by_state = dict(db.execute("select state, count(*) from cards group by state").fetchall())
+        row = db.execute("select value from meta where key = ?", (DEDUP_META,)).fetchone()
+    finally:
+        db.close()
+    suppressed: dict[str, Any] = {}
+    if row is not None:
+        dedup = Deduplicator.from_json(json.loads(row[0]))
+        for key, reasons in sorted(dedup.suppressed_last_hour(now).items()):
+            suppressed[key] = {
+                "total": sum(reasons.values()),
+                "by_reason": dict(sorted(reasons.items())),
+            }
+    depth = sum(n for s, n in by_state.items() if s in ("pending", "sending"))
+    return {"depth": depth, "by_state": by_state, "suppressed_last_hour": suppressed}
+
+
+def collect(state_dir: Path, now: float) -> dict[str, Any]:
+    """Everything ``status`` shows, as JSON-ready data. Raises FileNotFoundError when the
+    watcher has never run in ``state_dir``."""
+    snap_path = state_dir / SNAPSHOT_FILENAME
+    snap = json.loads(snap_path.read_text(encoding="utf-8"))
+    state: State = from_json(snap["state"])
+    agents = {}
+    for agent_id, a in sorted(state.agents.items()):
+        hold = None
+        if a.hold is not None and a.hold.active(now):
+            hold = {
+                "model": a.hold.model,
+                "by": a.hold.by,
+                "until": iso(a.hold.until),
+                "note": a.hold.note,
+            }
+        agents[agent_id] = {
+            "primary": a.primary,
+            "serving": a.serving,
+            "in_fallback": a.in_fallback,
+            "fallback_since": iso(a.fallback_since),
+            "failure_class": a.failure_class,
+            "reason": a.reason,
+            "hold": hold,
+            "flapping": a.flapping,
+            "flap_score": round(a.flap_score, 1),
+            "chain_exhausted": a.exhausted,
+        }
+    models = {}
+    for ref, h in sorted(state.models.items()):
+        left = max(0.0, (h.cooldown_until or 0.0) - now)
+        models[ref] = {
+            "failing": h.failing,
+            "failure_class": str(h.failure_class) if h.failure_class else None,
+            "since": iso(h.since),
+            "cooldown_until": iso(h.cooldown_until) if left > 0 else None,
+            "cooldown_left_s": round(left),
+            "cooldown_level": h.cooldown_level,
+            "probe_streak": h.probe_streak,
+        }
+    pos = snap.get("position") or {}
+    realtime = pos.get("realtime")
+    outbox = _outbox_view(state_dir / DEFAULT_FILENAME, now)
+    return {
+        "schema": STATUS_SCHEMA,
+        "now": iso(now),
+        "agents": agents,
+        "models": models,
+        "journal": {
+            "source": pos.get("source"),
+            "last_entry": iso(realtime),
+            "lag_s": round(now - realtime, 1) if realtime else None,
+            "state_written": iso(snap.get("written_at")),
+        },
+        "alerts": {
+            "outbox_depth": outbox["depth"],
+            "outbox_by_state": outbox["by_state"],
+            "suppressed_last_hour": outbox["suppressed_last_hour"],
+        },
+    }
+
+
+def _ago(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def render_text(data: dict[str, Any]) -> str:
+    lines = [f"failover-watcher status at {data['now']}", "", "Agents:"]
+    for agent_id, a in data["agents"].items():
+        where = "on primary" if not a["in_fallback"] else f"IN FALLBACK since {a['fallback_since']}"
+        line = f"  {agent_id:<12} {a['serving']:<36} {where}"
+        if a["in_fallback"] and a["failure_class"]:
+            line += f" ({a['failure_class']})"
+        if a["hold"]:
+            h = a["hold"]
+            line += f" [held by {h['by']} until {h['until'] or 'released'}]"
+        if a["flapping"]:
+            line += f" [FLAPPING score {a['flap_score']}]"
+        if a["chain_exhausted"]:
+            line += " [CHAIN EXHAUSTED]"
+        lines.append(line)
+    lines += ["", "Models:"]
+    for ref, m in data["models"].items():
+        if not m["failing"] and not m["cooldown_left_s"]:
+            lines.append(f"  {ref:<36} healthy")
+            continue
+        bits = [f"down ({m['failure_class'] or 'unknown'}) since {m['since']}"]
+        if m["cooldown_left_s"]:
+            bits.append(f"cooldown {_ago(m['cooldown_left_s'])} left (level {m['cooldown_level']})")
+        if m["probe_streak"]:
+            bits.append(f"probe streak {m['probe_streak']}")
+        lines.append(f"  {ref:<36} " + "; ".join(bits))
+    j = data["journal"]
+    lag = f"{j['lag_s']}s" if j["lag_s"] is not None else "n/a"
+    lines += [
+        "",
+        f"Journal: {j['source'] or 'n/a'}, last entry {j['last_entry'] or 'n/a'}, lag {lag}",
+    ]
+    al = data["alerts"]
+    lines.append(f"Outbox: {al['outbox_depth']} waiting {al['outbox_by_state']}")
+    sup = al["suppressed_last_hour"]
+    if sup:
+        lines.append("Suppressed in the last hour:")
+        for key, v in sup.items():
+            reasons = ", ".join(f"{r} {n}" for r, n in v["by_reason"].items())
+            lines.append(f"  {v['total']:>4}  {key}  ({reasons})")
+    else:
+        lines.append("Suppressed in the last hour: none")
+    return "\n".join(lines)
