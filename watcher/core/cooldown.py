@@ -1,0 +1,67 @@
+"""Throttle cooldowns: how long a throttled model stays down, and the decaying level.
+
+A cooldown only ever grows: new evidence can extend it, never shorten it (the
+20 May flap needed exactly that). The level counts repeats: a throttle arriving after
+the previous cooldown ended, but within ``cooldown_decay_s`` of the last throttle, is
+a repeat and doubles the next cooldown; every full clean ``cooldown_decay_s`` since
+the last throttle lowers the level by one. A throttle arriving *during* a cooldown
+extends it at the current level (the gateway retries up to ten times, so throttles
+come in bursts: a burst is one repeat, not ten).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from watcher.core.policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    until: float
+    level: int
+    started: bool  # no cooldown was running before
+    escalated: bool  # the level went up
+
+
+def decayed_level(level: int, last_throttle_at: float | None, at: float, policy: Policy) -> int:
+    if level <= 0 or last_throttle_at is None:
+        return 0
+    clean = max(0.0, at - last_throttle_at)
+    return max(0, level - int(clean // policy.cooldown_decay_s))
+
+
+def duration(level: int, policy: Policy, jitter: float) -> float:
+    """``base * factor**level``, capped, then jittered by ±``jitter_fraction``."""
+    jitter = max(-1.0, min(1.0, jitter))
+    try:
+        raw = policy.cooldown_base_s * policy.cooldown_factor**level
+    except OverflowError:
+        raw = policy.cooldown_cap_s
+    return min(raw, policy.cooldown_cap_s) * (1.0 + policy.jitter_fraction * jitter)
+
+
+def next_cooldown(
+    *,
+    until: float | None,
+    level: int,
+    last_throttle_at: float | None,
+    at: float,
+    retry_after_s: float | None,
+    policy: Policy,
+    jitter: float,
+) -> Cooldown:
+    """The cooldown after a throttle observed at ``at`` (never earlier than ``until``)."""
+    running = until is not None and at < until
+    if running:
+        new_level = level
+    else:
+        new_level = decayed_level(level, last_throttle_at, at, policy)
+        if last_throttle_at is not None and at - last_throttle_at <= policy.cooldown_decay_s:
+            new_level += 1
+    end = at + duration(new_level, policy, jitter)
+    if policy.honour_retry_after and retry_after_s is not None and retry_after_s > 0:
+        end = max(end, at + min(retry_after_s, policy.retry_after_max_s))
+    if until is not None:
+        end = max(end, until)
+    return Cooldown(until=end, level=new_level, started=not running, escalated=new_level > level)

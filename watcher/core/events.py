@@ -1,0 +1,140 @@
+"""What ``decide`` reacts to: evidence, operator decisions, config changes, ticks.
+
+A finished probe is a ``watcher.core.evidence.ProbeResult`` (shared with the probe
+client), passed to ``decide`` as is.
+
+Evidence arrives already classified (the shell runs ``watcher.taxonomy.classify``),
+so the core needs no parser and tests build events from plain records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from watcher.core.evidence import ProbeResult
+from watcher.pinfile import PinFile
+from watcher.records import ChainStopped, FallbackDecision, LaneHint
+from watcher.taxonomy_table import FailureClass
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficEvidence:
+    """One ``[model-fallback/decision]`` record about a model as *candidate*.
+
+    ``position`` is where it came from (journal cursor, file offset) for the audit.
+    ``catch_up`` marks history replayed at start-up: state is updated, and alerts are
+    flagged so the sender records rather than announces them.
+    """
+
+    record: FallbackDecision
+    failure_class: FailureClass | None = None
+    signature: str = ""
+    http_status: int | None = None
+    retry_after_s: float | None = None
+    position: str | None = None
+    catch_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStoppedEvidence:
+    """``model fallback chain stopped``: the gateway gave up on this request."""
+
+    record: ChainStopped
+    failure_class: FailureClass | None = None
+    signature: str = ""
+    position: str | None = None
+    catch_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LaneHintEvidence:
+    """A ``lane task error`` line naming an agent: attribution for cards, never a key."""
+
+    record: LaneHint
+    position: str | None = None
+    catch_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Operator: keep ``agent`` on ``model`` (a member of its chain) until released."""
+
+    agent: str
+    model: str
+    until: float | None = None
+    note: str | None = None
+    actor: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Operator: drop the agent's hold; normal policy decides its pin again."""
+
+    agent: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetServing:
+    """Operator: put the agent on ``model``. The primary: that model counts healthy
+    and its cooldown is cleared. A fallback: a hold until released."""
+
+    agent: str
+    model: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailbackNow:
+    """Operator: fail the agent back to its primary now, on the strength of ``probe``
+    (a probe of the primary the shell ran just before). Refused if it failed."""
+
+    agent: str
+    actor: str
+    probe: ProbeResult
+
+
+@dataclass(frozen=True, slots=True)
+class PinFileEdited:
+    """A valid pin file that differs from what the watcher last wrote: a human edit."""
+
+    pins: PinFile
+    actor: str = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class PinFileRejected:
+    """An invalid pin file was quarantined to ``quarantined_to`` and the last good one
+    restored by the store."""
+
+    error: str
+    quarantined_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainsChanged:
+    """``openclaw.json`` was reloaded. ``error`` set: it was broken, keep the last good
+    chains (``chains`` is ignored) and raise CONFIG_REJECTED."""
+
+    chains: Mapping[str, tuple[str, ...]]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed. The daemon ticks every few seconds (15 s by default): holds expire,
+    flap scores decay, due probes are requested."""
+
+
+OperatorEvent = Hold | Release | SetServing | FailbackNow | PinFileEdited
+Event = (
+    TrafficEvidence
+    | ChainStoppedEvidence
+    | LaneHintEvidence
+    | ProbeResult
+    | OperatorEvent
+    | PinFileRejected
+    | ChainsChanged
+    | Tick
+)

@@ -1,0 +1,280 @@
+"""Model health from evidence: real-traffic records, probe results and lane lines.
+
+The evidence rules and the failback rule are described in ``watcher.core.decide``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from watcher.core.cooldown import next_cooldown
+from watcher.core.events import (
+    ChainStoppedEvidence,
+    LaneHintEvidence,
+    TrafficEvidence,
+)
+from watcher.core.evidence import ProbeResult
+from watcher.core.pins import bring_up, clear_exhausted, exhaust, lane_extra, repin
+from watcher.core.state import (
+    ModelHealth,
+    evolve,
+)
+from watcher.core.step import Cause, Decided, Step, event_time
+from watcher.core.transitions import Alert, TransitionType
+from watcher.pinfile import iso
+from watcher.records import Decision
+from watcher.taxonomy_table import TAXONOMY, FailureClass
+
+T = TransitionType
+
+
+def on_traffic(step: Step, ev: TrafficEvidence, jitter: float) -> Decided:
+    rec = ev.record
+    ref = str(rec.candidate)
+    agents = step.state.agents_by_model.get(ref)
+    if agents is None:
+        return step.finish(f"{rec.decision.value} of {ref}: in no agent's chain, ignored")
+    decision = rec.decision
+    if decision is Decision.SKIP_CANDIDATE or decision is Decision.PROBE_COOLDOWN_CANDIDATE:
+        return step.finish(
+            f"{decision.value} of {ref} ({rec.reason}): not evidence about the provider"
+        )
+    ts = rec.ts
+    at = step.now if ts is None or ts > step.now else ts
+    if decision is Decision.CANDIDATE_SUCCEEDED:
+        cause = Cause("traffic", ev.position, None, rec.reason, rec.detail, ev.catch_up)
+        return _traffic_success(step, ref, at, cause)
+    failure_class = ev.failure_class or FailureClass.UNKNOWN
+    info = TAXONOMY[failure_class]
+    if not info.health_evidence:
+        return step.finish(
+            f"{ref} refused ({failure_class.value}, {rec.reason}): not evidence about the provider"
+        )
+    cause = Cause("traffic", ev.position, failure_class.value, rec.reason, rec.detail, ev.catch_up)
+    return _traffic_failure(step, ev, ref, agents, at, failure_class, cause, jitter)
+
+
+def _traffic_success(step: Step, ref: str, at: float, cause: Cause) -> Decided:
+    health = step.model(ref)
+    _paid(step, ref, True, health, at, cause)
+    step.set_model(
+        ref,
+        evolve(health, last_traffic_ok=True, fail_count=0, last_event_at=at),
+        visible=health.last_traffic_ok is not True or health.fail_count != 0,
+    )
+    head = f"{ref} served real traffic"
+    if health.failing:
+        if health.in_cooldown(step.now):
+            step.notes.append(f"inside its cooldown until {iso(health.cooldown_until)}: still down")
+        else:
+            bring_up(step, ref, at, cause, "a real request succeeded")
+    clear_exhausted(step, ref, at)
+    return step.finish(head)
+
+
+def _traffic_failure(
+    step: Step,
+    ev: TrafficEvidence,
+    ref: str,
+    agents: tuple[str, ...],
+    at: float,
+    failure_class: FailureClass,
+    cause: Cause,
+    jitter: float,
+) -> Decided:
+    policy = step.policy
+    rec = ev.record
+    health = step.model(ref)
+    if health.last_traffic_ok is not False:
+        _paid(step, ref, False, health, at, cause)
+    last_failure = health.last_traffic_failure
+    changes: dict[str, Any] = {
+        "last_traffic_failure": at if last_failure is None or at > last_failure else last_failure,
+        "last_traffic_ok": False,
+        "fail_count": health.fail_count + rec.occurrences,
+        "last_event_at": at,
+        "failure_class": failure_class,
+        "reason": rec.reason,
+    }
+    if policy.traffic_rule and health.probe_streak:
+        changes["probe_streak"] = 0
+        changes["streak_started_at"] = None
+        step.notes.append("probe streak reset by real traffic")
+    throttled = policy.cooldown and TAXONOMY[failure_class].starts_cooldown
+    if throttled:
+        changes.update(_throttle(step, ref, health, at, ev.retry_after_s, jitter, cause))
+    went_down = not health.failing and (throttled or changes["fail_count"] >= policy.fall)
+    if went_down:
+        changes["failing"] = True
+        changes["since"] = at
+    elif not health.failing:
+        del changes["failure_class"], changes["reason"]
+    step.set_model(ref, evolve(health, **changes))
+    count = f" x{rec.occurrences}" if rec.occurrences > 1 else ""
+    head = f"{ref} failed in real traffic{count} ({failure_class.value}, {rec.reason})"
+    if went_down:
+        repin(step, agents, at, cause)
+    elif not health.failing:
+        step.notes.append(f"{changes['fail_count']}/{policy.fall} failures: still up")
+    if rec.next is None:
+        for agent_id in agents:
+            agent = step.agents[agent_id]
+            if agent.chain[-1] == ref and not agent.exhausted:
+                exhaust(step, agent_id, agent, at, cause)
+    if step.alerts:
+        extra = lane_extra(step, agents, at)
+        if extra:
+            for key, alert in list(step.alerts.items()):
+                step.alerts[key] = replace(alert, extra={**alert.extra, **extra})
+    return step.finish(head)
+
+
+def _throttle(
+    step: Step,
+    ref: str,
+    health: ModelHealth,
+    at: float,
+    retry_after_s: float | None,
+    jitter: float,
+    cause: Cause,
+) -> dict[str, Any]:
+    """Start or extend the model's cooldown; returns the ModelHealth changes."""
+    cd = next_cooldown(
+        until=health.cooldown_until,
+        level=health.cooldown_level,
+        last_throttle_at=health.last_throttle_at,
+        at=at,
+        retry_after_s=retry_after_s,
+        policy=step.policy,
+        jitter=jitter,
+    )
+    last = at if health.last_throttle_at is None else max(at, health.last_throttle_at)
+    if cd.started or cd.escalated:
+        agents = step.state.agents_by_model.get(ref, ())
+        step.alert(
+            Alert(
+                type=T.THROTTLE_COOLDOWN,
+                ts=at,
+                agents=agents,
+                from_model=ref,
+                failure_class=cause.failure_class,
+                reason=cause.reason,
+                detail=cause.detail,
+                cooldown_until=cd.until,
+                catch_up=cause.catch_up,
+                extra={"level": str(cd.level)},
+            ),
+            cause,
+        )
+    elif cd.until != health.cooldown_until:
+        step.notes.append(f"cooldown of {ref} extended to {iso(cd.until)}")
+    return {"cooldown_until": cd.until, "cooldown_level": cd.level, "last_throttle_at": last}
+
+
+def _paid(step: Step, ref: str, ok: bool, health: ModelHealth, at: float, cause: Cause) -> None:
+    if not step.policy.is_paid(ref) or health.last_traffic_ok is ok:
+        return
+    step.alert(
+        Alert(
+            type=T.PAID_PROVIDER_SUCCESS if ok else T.PAID_PROVIDER_FAILURE,
+            ts=at,
+            agents=step.state.agents_by_model.get(ref, ()),
+            to_model=ref,
+            failure_class=None if ok else cause.failure_class,
+            reason=None if ok else cause.reason,
+            detail=None if ok else cause.detail,
+            catch_up=cause.catch_up,
+        ),
+        cause,
+    )
+
+
+def on_chain_stopped(step: Step, ev: ChainStoppedEvidence) -> Decided:
+    rec = ev.record
+    return step.finish(
+        f"chain stopped at {rec.candidate} ({rec.reason}): recorded, the decision lines "
+        "carry the evidence"
+    )
+
+
+def on_lane(step: Step, ev: LaneHintEvidence) -> Decided:
+    rec = ev.record
+    agent = step.agents.get(rec.agent_id)
+    if agent is None:
+        return step.finish(f"lane line names unknown agent {rec.agent_id!r}, ignored")
+    at = event_time(rec.ts, step.now)
+    step.set_agent(rec.agent_id, replace(agent, last_lane=rec.lane, last_lane_ts=at))
+    step.dirty = False  # attribution is not part of the pin view
+    return step.finish(f"lane line attributes the next failure to {rec.agent_id}")
+
+
+def on_probe(step: Step, probe: ProbeResult, jitter: float) -> Decided:
+    policy = step.policy
+    ref = probe.model
+    if ref not in step.state.agents_by_model:
+        return step.finish(f"probe of {ref}: in no agent's chain, ignored")
+    at = event_time(probe.started_at, step.now)
+    health = step.model(ref)
+    cause = Cause(
+        kind="probe",
+        evidence=probe.probe_id,
+        failure_class=None if probe.failure_class is None else probe.failure_class.value,
+        reason=probe.detail or None,
+    )
+    if probe.ok:
+        if not health.failing:
+            return step.finish(f"probe of {ref} succeeded; it is already up")
+        if health.in_cooldown(step.now):
+            return step.finish(
+                f"probe of {ref} succeeded inside its cooldown until "
+                f"{iso(health.cooldown_until)}: not counted"
+            )
+        if (
+            policy.traffic_rule
+            and health.last_traffic_failure is not None
+            and at <= health.last_traffic_failure
+        ):
+            return step.finish(
+                f"probe of {ref} succeeded but started before the last real-traffic failure: "
+                "not counted"
+            )
+        streak = health.probe_streak + 1
+        started = health.streak_started_at if health.probe_streak else at
+        if streak >= policy.rise:
+            return _bring_up_or_finish(step, ref, at, cause, streak)
+        step.set_model(ref, replace(health, probe_streak=streak, streak_started_at=started))
+        return step.finish(
+            f"probe {streak}/{policy.rise} of {ref} succeeded; waiting for {policy.rise} in a row"
+        )
+    failure_class = probe.failure_class or FailureClass.UNKNOWN
+    if not TAXONOMY[failure_class].health_evidence:
+        return step.finish(
+            f"probe of {ref} failed ({failure_class.value}): not evidence about the provider"
+        )
+    cause = replace(cause, failure_class=failure_class.value)
+    updated = replace(health, probe_streak=0, streak_started_at=None)
+    if policy.cooldown and TAXONOMY[failure_class].starts_cooldown:
+        updated = replace(
+            updated, **_throttle(step, ref, updated, at, probe.retry_after_s, jitter, cause)
+        )
+    head = f"probe of {ref} failed ({failure_class.value})"
+    if not health.failing:
+        updated = replace(
+            updated,
+            failing=True,
+            failure_class=failure_class,
+            reason=probe.detail or None,
+            since=at,
+        )
+        step.set_model(ref, updated)
+        repin(step, step.state.agents_by_model[ref], at, cause)
+    else:
+        step.set_model(ref, updated, visible=updated != health)
+        step.notes.append("still down")
+    return step.finish(head)
+
+
+def _bring_up_or_finish(step: Step, ref: str, at: float, cause: Cause, streak: int) -> Decided:
+    bring_up(step, ref, at, cause, f"{streak} probes in a row, no real-traffic failure")
+    return step.finish(f"probe {streak}/{step.policy.rise} of {ref} succeeded")

@@ -1,0 +1,327 @@
+"""The core's state: model health plus per-agent pins, immutable and JSON-able.
+
+Health is per *model*: a failing model affects every agent whose chain contains it.
+Flapping is per *agent*: it is the agent's pin that oscillates (two agents sharing a
+primary can have different chains and so different histories), so the freeze, the
+score and the FLAPPING_* cards belong to the agent. In the pin file a model shows as
+``flapping`` when some flapping agent is frozen away from it.
+
+Everything here is a frozen dataclass; ``decide`` replaces what changed and shares
+the rest, so an event costs a couple of small dict copies, not a rebuild.
+
+``to_json``/``from_json`` round-trip the whole state through plain dicts so the
+daemon can persist it and resume exactly; ``to_pinfile`` is the view the gateway
+reads (fixed field names, see ``watcher.pinfile``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+from watcher.pinfile import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
+from watcher.pinfile import Hold as PinHold
+from watcher.taxonomy_table import FailureClass
+
+STATE_SCHEMA = 1
+
+Chains = Mapping[str, tuple[str, ...]]
+
+_D = TypeVar("_D")
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_new = object.__new__
+_set = object.__setattr__
+
+
+def evolve(obj: _D, **changes: Any) -> _D:
+    """``dataclasses.replace`` for the hot path: about 2.5x faster, no ``__init__``.
+
+    Only for the frozen, slotted, validator-free dataclasses of this package.
+    """
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    new = _new(cls)
+    for name in names:
+        _set(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class HoldState:
+    """An operator hold: keep the agent on ``model`` until released or ``until``."""
+
+    model: str
+    by: str
+    until: float | None = None
+    note: str | None = None
+
+    def active(self, now: float) -> bool:
+        return self.until is None or now < self.until
+
+
+@dataclass(frozen=True, slots=True)
+class ModelHealth:
+    """What the evidence says about one model.
+
+    ``failing`` is the one bit pins are computed from ("held down"). A model inside
+    its cooldown is always failing; it stops failing only through the failback rule
+    (probes), a real-traffic success outside its cooldown, or an operator.
+    """
+
+    failing: bool = False
+    failure_class: FailureClass | None = None
+    reason: str | None = None
+    since: float | None = None
+    cooldown_until: float | None = None
+    cooldown_level: int = 0
+    last_throttle_at: float | None = None
+    probe_streak: int = 0
+    streak_started_at: float | None = None
+    last_traffic_failure: float | None = None
+    last_traffic_ok: bool | None = None  # last real-traffic outcome, for paid edges
+    fail_count: int = 0  # real-traffic failures (occurrences) since the last success
+    last_probe_requested_at: float | None = None
+    last_event_at: float | None = None  # latest evidence about it (agents' last_event_ts)
+
+    def in_cooldown(self, now: float) -> bool:
+        return self.cooldown_until is not None and now < self.cooldown_until
+
+    def health(self, now: float) -> HealthState:
+        if not self.failing:
+            return "healthy"
+        return "throttled" if self.in_cooldown(now) else "failing"
+
+
+HEALTHY = ModelHealth()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """One agent's pin and the history the policy needs about it."""
+
+    chain: tuple[str, ...]
+    serving: str
+    fallback_since: float | None = None
+    hold: HoldState | None = None
+    last_event_ts: float | None = None  # its own last change; the pin file also counts
+    # the latest evidence about any model in its chain (ModelHealth.last_event_at)
+    failure_class: str | None = None  # why it is off its primary (None on the primary)
+    reason: str | None = None
+    transitions: tuple[float, ...] = ()  # recent automatic pin changes, oldest first
+    flapping: bool = False
+    flap_score: float = 0.0
+    exhausted: bool = False  # every chain entry down, or the gateway said next=none
+    last_lane: str | None = None  # the last lane line naming this agent
+    last_lane_ts: float | None = None
+    last_failback_to: str | None = None  # the last automatic failback, to spot a bounce
+    last_failback_at: float | None = None
+
+    @property
+    def primary(self) -> str:
+        return self.chain[0]
+
+    @property
+    def in_fallback(self) -> bool:
+        return self.serving != self.chain[0]
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    chains: Chains
+    agents: Mapping[str, AgentState]
+    models: Mapping[str, ModelHealth]
+    # Derived from chains (never serialised): model -> agents whose chain holds it.
+    agents_by_model: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def index_agents(chains: Chains) -> dict[str, tuple[str, ...]]:
+    by_model: dict[str, list[str]] = {}
+    for agent in sorted(chains):
+        for model in chains[agent]:
+            by_model.setdefault(model, []).append(agent)
+    return {model: tuple(agents) for model, agents in by_model.items()}
+
+
+def normalise_chains(chains: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, ...]]:
+    """Chains as tuples, duplicates removed, empty chains refused."""
+    out: dict[str, tuple[str, ...]] = {}
+    for agent, chain in chains.items():
+        refs = tuple(dict.fromkeys(chain))
+        if not refs:
+            raise ValueError(f"agent {agent!r} has an empty chain")
+        out[str(agent)] = refs
+    return out
+
+
+def initial_state(chains: Mapping[str, Iterable[str]]) -> State:
+    """Every agent on its primary, every model healthy."""
+    norm = normalise_chains(chains)
+    by_model = index_agents(norm)
+    return State(
+        chains=norm,
+        agents={agent: AgentState(chain=chain, serving=chain[0]) for agent, chain in norm.items()},
+        models=dict.fromkeys(by_model, HEALTHY),
+        agents_by_model=by_model,
+    )
+
+
+# --- whole-state JSON ---------------------------------------------------------------
+
+_MODEL_FIELDS = (
+    "failing",
+    "reason",
+    "since",
+    "cooldown_until",
+    "cooldown_level",
+    "last_throttle_at",
+    "probe_streak",
+    "streak_started_at",
+    "last_traffic_failure",
+    "last_traffic_ok",
+    "fail_count",
+    "last_probe_requested_at",
+    "last_event_at",
+)
+_AGENT_FIELDS = (
+    "serving",
+    "fallback_since",
+    "last_event_ts",
+    "failure_class",
+    "reason",
+    "flapping",
+    "flap_score",
+    "exhausted",
+    "last_lane",
+    "last_lane_ts",
+    "last_failback_to",
+    "last_failback_at",
+)
+
+
+def to_json(state: State) -> dict[str, Any]:
+    """The whole state as plain dicts and lists (JSON-ready), for exact resumption."""
+    models: dict[str, Any] = {}
+    for ref, health in sorted(state.models.items()):
+        data = {name: getattr(health, name) for name in _MODEL_FIELDS}
+        data["failure_class"] = health.failure_class.value if health.failure_class else None
+        models[ref] = data
+    agents: dict[str, Any] = {}
+    for agent_id, agent in sorted(state.agents.items()):
+        data = {name: getattr(agent, name) for name in _AGENT_FIELDS}
+        data["chain"] = list(agent.chain)
+        data["transitions"] = list(agent.transitions)
+        data["hold"] = (
+            None
+            if agent.hold is None
+            else {
+                "model": agent.hold.model,
+                "by": agent.hold.by,
+                "until": agent.hold.until,
+                "note": agent.hold.note,
+            }
+        )
+        agents[agent_id] = data
+    return {
+        "schema": STATE_SCHEMA,
+        "chains": {agent: list(chain) for agent, chain in sorted(state.chains.items())},
+        "agents": agents,
+        "models": models,
+    }
+
+
+def from_json(data: Mapping[str, Any]) -> State:
+    """Inverse of :func:`to_json`; raises ``ValueError`` naming what is wrong."""
+    if data.get("schema") != STATE_SCHEMA:
+        raise ValueError(f"state schema {data.get('schema')!r} is not {STATE_SCHEMA}")
+    try:
+        chains = normalise_chains(data["chains"])
+        models: dict[str, ModelHealth] = {}
+        for ref, raw in data["models"].items():
+            fields = {name: raw[name] for name in _MODEL_FIELDS}
+            fc = raw.get("failure_class")
+            models[ref] = ModelHealth(
+                failure_class=FailureClass(fc) if fc is not None else None, **fields
+            )
+        agents: dict[str, AgentState] = {}
+        for agent_id, raw in data["agents"].items():
+            fields = {name: raw[name] for name in _AGENT_FIELDS}
+            hold = raw.get("hold")
+            agents[agent_id] = AgentState(
+                chain=tuple(raw["chain"]),
+                transitions=tuple(float(t) for t in raw["transitions"]),
+                hold=None if hold is None else HoldState(**hold),
+                **fields,
+            )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"state is missing or has a bad field: {exc}") from exc
+    for agent_id, agent in agents.items():
+        if chains.get(agent_id) != agent.chain or agent.serving not in agent.chain:
+            raise ValueError(f"agent {agent_id!r} is inconsistent with its chain")
+    by_model = index_agents(chains)
+    for ref in by_model:
+        models.setdefault(ref, HEALTHY)
+    return State(chains=chains, agents=agents, models=models, agents_by_model=by_model)
+
+
+# --- the pin file view ---------------------------------------------------------------
+
+
+def throttle_until(state: State, agent: AgentState, now: float) -> float | None:
+    """The latest cooldown among the chain entries the agent is pinned away from."""
+    latest: float | None = None
+    for ref in agent.chain:
+        if ref == agent.serving:
+            break
+        until = state.models.get(ref, HEALTHY).cooldown_until
+        if until is not None and now < until and (latest is None or until > latest):
+            latest = until
+    return latest
+
+
+def to_pinfile(state: State, now: float) -> PinFile:
+    """The file the gateway reads: one record per agent, model health in its own part."""
+    frozen_away: dict[str, float] = {}
+    agents: dict[str, AgentPin] = {}
+    for agent_id, agent in state.agents.items():
+        if agent.flapping:
+            for ref in agent.chain[: agent.chain.index(agent.serving)]:
+                frozen_away[ref] = max(frozen_away.get(ref, 0.0), agent.flap_score)
+        hold = agent.hold
+        last = agent.last_event_ts
+        for ref in agent.chain:
+            seen = state.models.get(ref, HEALTHY).last_event_at
+            if seen is not None and (last is None or seen > last):
+                last = seen
+        agents[agent_id] = AgentPin(
+            primary=agent.chain[0],
+            current_serving=agent.serving,
+            in_fallback=agent.in_fallback,
+            last_event_ts=iso(last),
+            transient_throttle_until=iso(throttle_until(state, agent, now)),
+            chain=list(agent.chain),
+            failure_class=agent.failure_class,
+            reason=agent.reason,
+            fallback_since=iso(agent.fallback_since),
+            hold=None
+            if hold is None
+            else PinHold(model=hold.model, by=hold.by, until=iso(hold.until), note=hold.note),
+        )
+    models: dict[str, ModelHealthRecord] = {}
+    for ref, health in state.models.items():
+        status: HealthState = health.health(now)
+        if ref in frozen_away and status != "throttled":
+            status = "flapping"
+        models[ref] = ModelHealthRecord(
+            state=status,
+            failure_class=health.failure_class.value if health.failure_class else None,
+            since=iso(health.since) if health.failing else None,
+            cooldown_until=iso(health.cooldown_until) if health.in_cooldown(now) else None,
+            cooldown_level=health.cooldown_level,
+            flap_score=round(frozen_away.get(ref, 0.0), 1),
+            probe_streak=health.probe_streak,
+            last_traffic_failure=iso(health.last_traffic_failure),
+        )
+    return PinFile(updated_at=iso(now), agents=agents, models=models)
