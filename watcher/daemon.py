@@ -210,6 +210,9 @@ class Watcher:
             self.intake = AlertIntake(outbox, tz=_utc(), metrics=self.metrics.alerts)
         self.state = self._load_state()
         self._recover()
+        if not self.pins.path.exists():  # first start: the gateway gets a pin file at once
+            pins = to_pinfile(self.state, self.clock())
+            self.pins.update(lambda _read: pins)
         if audit_problem:
             self._carry_out_alert(
                 Alert(

@@ -173,3 +173,46 @@ def test_a_throttle_incident_reaches_pin_card_metrics_and_status_and_survives_re
     assert result.ok, result.sentence()
     for log in rig.logs:
         assert DEMO_TOKEN not in log.read_text()
+
+
+def test_probes_that_get_200_never_fail_back_while_real_traffic_is_throttled(
+    tmp_path: Path,
+) -> None:
+    """The 20 May flap, end to end: the primary answers probes 200 but real traffic
+    429. The pin stays on the fallback through the cooldown (extended by the second
+    429), and only after it has passed do two good probes fail it back."""
+    from watcher.pinfile import from_iso
+
+    rig = Rig(tmp_path)
+    try:
+        rig.fake.script(PRIMARY.partition("/")[2], probe=Reply.ok(), traffic=Reply.throttle("5"))
+        rig.start()
+        rig.journal.append(FAIL)
+        rig.journal.flush()
+        wait_until(
+            lambda: rig.pins()["agents"].get("nexus", {}).get("in_fallback"), what="fallback"
+        )
+        time.sleep(2)
+        rig.journal.append(FAIL)  # a long-running session still hits the 429
+        rig.journal.flush()
+        latest_until = 0.0
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            nexus = rig.pins()["agents"]["nexus"]
+            if nexus["transient_throttle_until"]:
+                latest_until = max(latest_until, from_iso(nexus["transient_throttle_until"]) or 0)
+            if not nexus["in_fallback"]:
+                break
+            time.sleep(0.1)
+        failed_back_at = time.time()
+        assert not rig.pins()["agents"]["nexus"]["in_fallback"], "never failed back"
+        assert latest_until > 0
+        assert failed_back_at >= latest_until - 1.0  # pin-file times have 1 s resolution
+        probes = rig.fake.requests_for(PRIMARY.partition("/")[2], probe=True)
+        assert len(probes) >= 2
+        texts = "\n".join(m.text for m in rig.bot.messages)
+        assert "Recovered" in texts
+        assert texts.count("Fallback fired") == 1  # no flip back into the throttle
+        assert rig.stop() == 0
+    finally:
+        rig.close()
