@@ -189,5 +189,33 @@ def test_the_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         "ReadWritePaths=/var/lib/failover-breaker", "ReadWritePaths=/home/openclaw/.openclaw"}
     for needed in ("ProtectSystem=strict", "ProtectHome=read-only", "NoNewPrivileges=yes",
                    "PrivateTmp=yes", "CapabilityBoundingSet=", "StateDirectory=failover-breaker",
-                   "SystemCallFilter=@system-service", "RestrictAddressFamilies=AF_UNIX"):
+                   "SystemCallFilter=@system-service",
+                   "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"):
         assert needed in directives
+
+
+def test_the_breaker_sends_its_own_tripped_card_to_telegram(
+    tmp_path: Path, gateway: Path, monkeypatch: Any
+) -> None:
+    """BREAKER_TRIPPED reaches Telegram through the breaker's own outbox and sender."""
+    from watcher.testing.fake_botapi import FakeBotApi
+
+    token = "123456:BREAKER-TEST"
+    with FakeBotApi(token) as bot:
+        monkeypatch.setenv("BREAKER_BOT_TOKEN", token)
+        original = write_toml
+
+        def with_alerts(*args: Any, **kwargs: Any) -> Path:
+            path = original(*args, **kwargs)
+            path.write_text(
+                path.read_text()
+                + f'\n[breaker.alerts]\nbot_token = "env:BREAKER_BOT_TOKEN"\nchat_id = 7\n'
+                f'base_url = "{bot.base_url}"\n'
+            )
+            return path
+
+        monkeypatch.setitem(globals(), "write_toml", with_alerts)
+        code, _, err = run_daemon(tmp_path, gateway, until=lambda: bool(bot.messages))
+        assert code == 0, err
+        assert "Breaker tripped" in bot.messages[0].text or "openai" in bot.messages[0].text
+        assert token not in err

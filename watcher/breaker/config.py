@@ -34,6 +34,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from watcher.alerts.config import AlertsConfig
+
 DEFAULT_CONFIG = Path("/etc/failover-watcher/breaker.toml")
 
 NonNegative = Annotated[float, Field(ge=0)]
@@ -88,6 +90,8 @@ class BreakerConfig(BaseModel):
     cas_retries: Annotated[int, Field(ge=0, le=100)] = 3
     check_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
     providers: dict[str, ProviderBudget] = Field(default_factory=dict)
+    # Telegram for BREAKER_TRIPPED / BREAKER_RESET; absent: cards stay in the outbox.
+    alerts: AlertsConfig | None = None
 
     @field_validator("timezone")
     @classmethod

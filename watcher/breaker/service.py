@@ -337,7 +337,15 @@ async def run_breaker(
     writer = ConfigWriter(config.gateway_config, backups_keep=config.backups_keep,
                           cas_retries=config.cas_retries, clock=clock)
     outbox: Any = None
-    if not dry_run:
+    alerts: Any = None
+    if not dry_run and config.alerts is not None:
+        # The breaker delivers its own cards: its outbox, its own Telegram sender.
+        from watcher.alerts.service import AlertService
+        from watcher.metrics import Metrics
+
+        alerts = AlertService.from_config(config.alerts, state, Metrics())
+        outbox = alerts.outbox
+    elif not dry_run:
         from watcher.alerts.outbox import Outbox
 
         outbox = Outbox(state / OUTBOX_NAME)
@@ -389,6 +397,8 @@ async def run_breaker(
 
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(consume(), name="consume"),
                                       asyncio.create_task(timer(), name="timer")]
+    if alerts is not None:
+        await alerts.start()
     _notify("READY=1")
     log.info("failover-breaker running: %s, config %s%s", config.journal,
              config.gateway_config, " (dry run)" if dry_run else "")
@@ -405,6 +415,8 @@ async def run_breaker(
     for task in (*tasks, stopper):
         task.cancel()
     await asyncio.gather(*tasks, stopper, return_exceptions=True)
-    if outbox is not None:
+    if alerts is not None:
+        await alerts.stop(grace_s=3.0)
+    elif outbox is not None:
         outbox.close()
     return code
