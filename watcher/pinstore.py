@@ -49,7 +49,10 @@ from watcher.pinfile import PinFile
 PIN_FILENAME = "fallback-state.json"
 PIN_MODE = 0o640
 LOCK_MODE = 0o660  # group members (operators) may take the lock with flock(1)
-DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; a human holding the lock longer gets the watcher to wait
+DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; then filelock.Timeout, and the daemon retries next batch
+# filelock polls a non-blocking flock; flock(1) waiters block in the kernel and get the
+# lock first on release. A short poll keeps the watcher from being starved by them.
+LOCK_POLL_INTERVAL = 0.005
 
 __all__ = [
     "PIN_FILENAME",
@@ -118,6 +121,7 @@ def _make_lock(path: Path, timeout: float) -> UnixFileLock:
             mode=LOCK_MODE,
             fallback_to_soft=False,
             preserve_lock_file=True,
+            poll_interval=LOCK_POLL_INTERVAL,
         )
     except TypeError:  # filelock < 4: no such options, and neither behaviour exists
         return UnixFileLock(path, timeout=timeout, mode=LOCK_MODE)

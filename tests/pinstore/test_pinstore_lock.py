@@ -65,7 +65,7 @@ PROCESS_WORKER = """
 import sys
 from tests.pinstore.test_pinstore_lock import increment
 from watcher.pinstore import PinStore
-store = PinStore(sys.argv[1])
+store = PinStore(sys.argv[1], lock_timeout=60)
 for _ in range(int(sys.argv[3])):
     store.update(increment(sys.argv[2]))
 """
@@ -80,7 +80,7 @@ done
 
 def test_threads_processes_and_flock_jq_editors_lose_no_update(pin_path: Path) -> None:
     n = 40
-    shared = PinStore(pin_path)
+    shared = PinStore(pin_path, lock_timeout=60)
     shared.update(lambda _read: PinFile())
     expected: dict[str, int] = {}
 
@@ -89,7 +89,9 @@ def test_threads_processes_and_flock_jq_editors_lose_no_update(pin_path: Path) -
             store.update(increment(key))  # type: ignore[arg-type]
 
     threads = []
-    for i, store in enumerate([shared, shared, PinStore(pin_path), PinStore(pin_path)]):
+    for i, store in enumerate(
+        [shared, shared, PinStore(pin_path, lock_timeout=60), PinStore(pin_path, lock_timeout=60)]
+    ):
         key = f"thread-{i}"
         expected[key] = n
         threads.append(threading.Thread(target=thread_worker, args=(store, key), daemon=True))
@@ -129,8 +131,8 @@ def test_threads_processes_and_flock_jq_editors_lose_no_update(pin_path: Path) -
     expected["pin-edit"] = edits
     pin_edit_env = {**os.environ, "FAILOVER_WATCHER_PYTHON": PYTHON}
     pin_edit_loop = (
-        f'for i in $(seq {edits}); do "$0" --pin "$1" --arg k pin-edit "$2" >/dev/null || exit 1;'
-        " done"
+        f'for i in $(seq {edits}); do "$0" --pin "$1" --timeout 60 --arg k pin-edit "$2" >/dev/null'
+        " || exit 1; done"
     )
     procs.append(
         subprocess.Popen(

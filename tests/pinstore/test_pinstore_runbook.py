@@ -161,3 +161,17 @@ def test_pin_edit_usage_errors_exit_2(pin_path: Path) -> None:
     assert run_pin_edit(pin_path, ".").returncode == 2  # no pin file there
     assert run_pin_edit(pin_path, "--bogus", ".").returncode == 2
     assert run_pin_edit(pin_path).returncode == 2
+
+
+def test_every_runbook_line_in_the_readme_is_one_of_the_tested_lines() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Recovery runbook", 1)[1]
+    block = section.split("```", 2)[1]
+    commands = [
+        line.strip()
+        for line in block.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    tested = {cmd for _comment, cmd in runbook()}
+    assert len(commands) >= 5
+    assert [c for c in commands if c not in tested] == []
