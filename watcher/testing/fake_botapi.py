@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-DEFAULT_TOKEN = "123456789:AAFakeTokenForLoopbackTestsOnly-xyz"  # noqa: S105 (a fake)
+DEFAULT_TOKEN = "123456:TEST-fake-token-for-loopback-only"  # noqa: S105 (a fake)
 BOT_USER = {
     "id": 123456789,
     "is_bot": True,
