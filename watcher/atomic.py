@@ -21,6 +21,13 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_fully(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640) -> None:
     """Replace ``path`` with ``data`` atomically and durably."""
     path = Path(path)
@@ -28,10 +35,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640) -> None:
     tmp = directory / f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_fully(fd, data)
         os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask
         os.fsync(fd)
     except BaseException:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.atomic import atomic_write_text, fsync_dir
+from watcher.atomic import atomic_write_text, fsync_dir, write_fully
 from watcher.pinfile import iso
 
 AUDIT_FILENAME = "audit.jsonl"
@@ -240,9 +240,7 @@ class AuditLog:
             try:
                 if created:
                     os.fchmod(fd, AUDIT_MODE)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_fully(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)

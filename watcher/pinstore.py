@@ -42,7 +42,7 @@ from typing import Literal
 from filelock import UnixFileLock
 
 from watcher import pinfile
-from watcher.atomic import atomic_write_bytes, fsync_dir
+from watcher.atomic import atomic_write_bytes, fsync_dir, write_fully
 from watcher.pincheck import PinFileInvalid, PinValidator, check_text
 from watcher.pinfile import PinFile
 
@@ -342,9 +342,7 @@ def _write_synced(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PIN_MODE)
     try:
         os.fchmod(fd, PIN_MODE)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_fully(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
