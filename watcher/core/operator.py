@@ -95,21 +95,7 @@ def on_release(step: Step, ev: Release) -> Decided:
 
 
 def _set_primary_healthy(step: Step, ref: str) -> None:
-    health = step.model(ref)
-    step.set_model(
-        ref,
-        replace(
-            health,
-            failing=False,
-            failure_class=None,
-            reason=None,
-            since=None,
-            cooldown_until=None,
-            probe_streak=0,
-            streak_started_at=None,
-            fail_count=0,
-        ),
-    )
+    step.set_model(ref, replace(step.model(ref).recovered(), cooldown_until=None))
 
 
 def _set_serving(step: Step, agent_id: str, model: str, cause: Cause) -> str | None:

@@ -200,20 +200,7 @@ def lane_extra(step: Step, agent_ids: tuple[str, ...], at: float) -> dict[str, s
 
 
 def bring_up(step: Step, ref: str, at: float, cause: Cause, why: str) -> None:
-    health = step.model(ref)
-    step.set_model(
-        ref,
-        replace(
-            health,
-            failing=False,
-            failure_class=None,
-            reason=None,
-            since=None,
-            probe_streak=0,
-            streak_started_at=None,
-            fail_count=0,
-        ),
-    )
+    step.set_model(ref, step.model(ref).recovered())
     step.notes.append(f"{ref} is up again ({why})")
     repin(step, step.state.agents_by_model.get(ref, ()), at, cause)
     clear_exhausted(step, ref, at)

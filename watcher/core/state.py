@@ -17,7 +17,7 @@ reads (fixed field names, see ``watcher.pinfile``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from watcher.pinfile import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
@@ -85,6 +85,20 @@ class ModelHealth:
     fail_count: int = 0  # real-traffic failures (occurrences) since the last success
     last_probe_requested_at: float | None = None
     last_event_at: float | None = None  # latest evidence about it (agents' last_event_ts)
+
+    def recovered(self) -> ModelHealth:
+        """Up again: the failure facts and the probe streak are cleared. The cooldown
+        and its level are kept; only an operator clears a running cooldown."""
+        return replace(
+            self,
+            failing=False,
+            failure_class=None,
+            reason=None,
+            since=None,
+            probe_streak=0,
+            streak_started_at=None,
+            fail_count=0,
+        )
 
     def in_cooldown(self, now: float) -> bool:
         return self.cooldown_until is not None and now < self.cooldown_until
