@@ -31,6 +31,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -207,9 +208,14 @@ class Watcher:
             self.intake = self.alert_service.intake
         else:
             outbox = Outbox(self.state_dir / DEFAULT_FILENAME, metrics=self.metrics.alerts)
-            self.intake = AlertIntake(outbox, tz=_utc(), metrics=self.metrics.alerts)
+            self.intake = AlertIntake(outbox, tz=UTC, metrics=self.metrics.alerts)
         self.state = self._load_state()
         self._recover()
+        chains = self.chain_source.config.chains
+        if dict(self.state.chains) != dict(chains):
+            # openclaw.json changed while we were stopped: through apply, so the pin
+            # file is rewritten and the change audited, like a change seen while running.
+            self.apply([ChainsChanged(chains)])
         if not self.pins.path.exists():  # first start: the gateway gets a pin file at once
             pins = to_pinfile(self.state, self.clock())
             self.pins.update(lambda _read: pins)
@@ -234,8 +240,6 @@ class Watcher:
         state = from_json(raw)
         self._alert_seq = int(self.snapshot.data.get("alert_seq", 0))
         self._position = self.snapshot.position
-        if dict(state.chains) != dict(chains):
-            state = decide(state, ChainsChanged(chains), self.clock(), self.policy).state
         return state
 
     def _recover(self) -> None:
@@ -259,7 +263,7 @@ class Watcher:
         Returns the decision sentences (the daemon logs them; tests assert on them)."""
         now = self.clock() if now is None else now
         events = self._pin_edit_events() + events
-        pending = Pending(audit_target=self.audit.seq)
+        pending = Pending()
         sentences: list[str] = []
         for event in events:
             decided = decide(
@@ -544,12 +548,6 @@ class Watcher:
         (self.state_dir / "metrics.port").write_text(f"{self.metrics_port}\n")
         log.info("metrics on http://%s:%d/metrics", m.host, self.metrics_port)
         return server
-
-
-def _utc() -> Any:
-    from datetime import UTC
-
-    return UTC
 
 
 def run(settings: WatcherSettings) -> int:
