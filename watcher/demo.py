@@ -141,7 +141,7 @@ class DemoGateway:
             provider, _, name = model.partition("/")
             api = "openai" if provider == "deepseek" else "ollama"
             status, body, _retry_after = await self.fake.send_traffic(name, provider, api)
-            ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "+00:00")
+            ts = datetime.now(UTC).isoformat(timespec="milliseconds")
             if status == 200:
                 if model != requested:
                     self.write(

@@ -14,7 +14,7 @@ from typing import Any
 
 from watcher.alerts.dedup import Deduplicator
 from watcher.alerts.intake import DEDUP_META
-from watcher.alerts.outbox import DEFAULT_FILENAME
+from watcher.alerts.outbox import DEFAULT_FILENAME, UNSENT
 from watcher.core.state import State, from_json
 from watcher.daemon import SNAPSHOT_FILENAME
 from watcher.pinfile import iso
@@ -39,7 +39,7 @@ def _outbox_view(path: Path, now: float) -> dict[str, Any]:
                 "total": sum(reasons.values()),
                 "by_reason": dict(sorted(reasons.items())),
             }
-    depth = sum(n for s, n in by_state.items() if s in ("pending", "sending"))
+    depth = sum(n for s, n in by_state.items() if s in UNSENT)
     return {"depth": depth, "by_state": by_state, "suppressed_last_hour": suppressed}
 
 

@@ -13,12 +13,13 @@ import getpass
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError
 from watcher.durations import parse_duration
 from watcher.pinfile import AgentPin, Hold, PinFile, iso
-from watcher.pinstore import PIN_FILENAME, PinStore
+from watcher.pinstore import PIN_FILENAME, PinRead, PinStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,20 +61,20 @@ class _Refused(Exception):
     pass
 
 
-def _edit(args: argparse.Namespace, change: object) -> int:
+def _edit(args: argparse.Namespace, change: Callable[[AgentPin], AgentPin]) -> int:
     try:
         store = _store(args)
     except ConfigError as exc:
         return report_config_error(exc, prog="pin")
     try:
 
-        def fn(read: object) -> PinFile:
-            pins: PinFile = read.pins  # type: ignore[attr-defined]
+        def fn(read: PinRead) -> PinFile:
+            pins = read.pins
             agent = pins.agents.get(args.agent)
             if agent is None:
                 known = ", ".join(sorted(pins.agents)) or "none"
                 raise _Refused(f"unknown agent {args.agent!r} (known: {known})")
-            new_agent = change(agent)  # type: ignore[operator]
+            new_agent = change(agent)
             AgentPin.model_validate(new_agent.model_dump())
             return pins.model_copy(update={"agents": {**pins.agents, args.agent: new_agent}})
 
