@@ -4,24 +4,18 @@ SIGTERM and restart lose nothing and repeat nothing."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from watcher import audit
-from watcher.demo import CHAINS, DEMO_TOKEN, PRIMARY, _config, _openclaw
-from watcher.testing.fake_botapi import FakeBotApi
-from watcher.testing.fake_models import FakeModelServer, Reply
-from watcher.testing.journal import LiveJournal, journal_remote_binary
+from watcher.demo import CHAINS, DEMO_TOKEN, PRIMARY
+from watcher.testing.daemon_rig import DaemonRig as Rig
+from watcher.testing.daemon_rig import wait_until
+from watcher.testing.fake_models import Reply
+from watcher.testing.journal import journal_remote_binary
 
 pytestmark = pytest.mark.skipif(
     journal_remote_binary() is None, reason="systemd-journal-remote is not installed"
@@ -32,89 +26,6 @@ FAIL = (
     f"requested={PRIMARY} candidate={PRIMARY} reason=rate_limit "
     "next=deepseek/deepseek-v4-flash detail=429 rate_limit_exceeded"
 )
-
-
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Rig:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.fake = FakeModelServer().start_in_thread()
-        # Probes would fail the agents back quickly; keep the primary throttled for them.
-        self.fake.script(PRIMARY.partition("/")[2], probe=Reply.throttle("600"))
-        self.bot = FakeBotApi(DEMO_TOKEN).start()
-        (root / "openclaw.json").write_text(json.dumps(_openclaw(self.fake)))
-        self.journal = LiveJournal(root / "journal")
-        self.journal.append("[gateway] listening")
-        self.journal.flush()
-        self.config = root / "watcher.toml"
-        self.config.write_text(_config(root, f"journal:{root / 'journal'}", self.bot))
-        self.state = root / "state"
-        self.env = {
-            **os.environ,
-            "DEMO_BOT_TOKEN": DEMO_TOKEN,
-            "DEMO_DEEPSEEK_KEY": "test-key-0000",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.logs: list[Path] = []
-
-    def start(self) -> None:
-        (self.state / "metrics.port").unlink(missing_ok=True)
-        log = self.root / f"daemon-{len(self.logs)}.log"
-        self.logs.append(log)
-        with log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "watcher.cli", "run", "--config", str(self.config)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(lambda: (self.state / "metrics.port").exists(), what="daemon start")
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(20)
-
-    def pins(self) -> dict:  # type: ignore[type-arg]
-        path = self.state / "fallback-state.json"
-        return json.loads(path.read_text()) if path.exists() else {"agents": {}}
-
-    def status(self) -> dict:  # type: ignore[type-arg]
-        out = subprocess.run(
-            [sys.executable, "-m", "watcher.cli", "status", "--json", "--config", str(self.config)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return json.loads(out.stdout)
-
-    def metrics(self) -> dict[str, float]:
-        port = int((self.state / "metrics.port").read_text())
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-        values: dict[str, float] = {}
-        for family in text_string_to_metric_families(text.decode()):
-            for sample in family.samples:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                values[f"{sample.name}{{{labels}}}"] = sample.value
-        return values
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.journal.close()
-        self.bot.stop()
-        self.fake.stop_in_thread()
 
 
 @pytest.fixture
