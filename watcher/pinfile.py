@@ -40,7 +40,9 @@ def from_iso(text: str | None) -> float | None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a hand edit of ``"in_fallback": "no"`` is rejected here exactly as the
+    # shipped JSON Schema rejects it, instead of being coerced to False.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Hold(_Strict):

@@ -45,9 +45,18 @@ def test_example_is_valid_canonical_and_tells_the_three_stories() -> None:
         lambda d: d.update(extra=1),
         lambda d: d["agents"]["research"].pop("current_serving"),
         lambda d: d["agents"]["research"].update(in_fallback=[True]),
+        lambda d: d["agents"]["research"].update(in_fallback="no"),
+        lambda d: d["models"]["openai/gpt-5.5"].update(cooldown_level="2"),
         lambda d: d["models"]["openai/gpt-5.5"].update(state="sleepy"),
     ],
-    ids=["unknown-key", "missing-field", "wrong-type", "unknown-health-state"],
+    ids=[
+        "unknown-key",
+        "missing-field",
+        "wrong-type",
+        "string-for-bool",
+        "string-for-int",
+        "unknown-health-state",
+    ],
 )
 def test_shipped_schema_rejects_what_the_model_rejects(mutate: object) -> None:
     data = json.loads(EXAMPLE.read_text())
