@@ -133,6 +133,8 @@ def test_replay_runs_the_core_on_the_recorded_clock_without_touching_live_state(
         )
         + "\n"
     )
+    with (setup / "watcher.toml").open("a") as config:  # a credential reference must not
+        config.write('[providers.deepseek]\npaid = true\ncredential = "env:NO_SUCH_KEY"\n')
     code = main(["replay", str(log), "--config", str(setup / "watcher.toml"), "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)

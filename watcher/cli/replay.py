@@ -60,15 +60,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="fw-replay-") as tmp:
         state_dir = args.state_dir or Path(tmp)
+        # model_copy, not a re-validation of model_dump(): a dumped CredentialRef is a
+        # dict the provider validator rightly refuses, and re-reading the environment
+        # here could change settings behind the operator's back.
         overrides: dict[str, Any] = {
-            "state_dir": state_dir,
+            "state_dir": Path(state_dir),
             "alerts": None,
-            "probes": {"enabled": False},
-            "metrics": {"enabled": False},
+            "probes": base.probes.model_copy(update={"enabled": False}),
+            "metrics": base.metrics.model_copy(update={"enabled": False}),
+            "policy": policy,
         }
         if args.openclaw:
-            overrides["gateway_config"] = args.openclaw
-        settings = type(base)(**{**base.model_dump(), **overrides, "policy": policy})
+            overrides["gateway_config"] = Path(args.openclaw)
+        settings = base.model_copy(update=overrides)
         clock = [0.0]
         try:
             watcher = Watcher(settings, clock=lambda: clock[0])
