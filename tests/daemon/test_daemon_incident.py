@@ -121,8 +121,11 @@ def test_probes_that_get_200_never_fail_back_while_real_traffic_is_throttled(
         assert failed_back_at >= latest_until - 1.0  # pin-file times have 1 s resolution
         probes = rig.fake.requests_for(PRIMARY.partition("/")[2], probe=True)
         assert len(probes) >= 2
-        texts = "\n".join(m.text for m in rig.bot.messages)
-        assert "Recovered" in texts
+        # The RECOVERY card leaves through the outbox after the pin flips: wait for it.
+        texts = wait_until(
+            lambda: "Recovered" in (t := "\n".join(m.text for m in rig.bot.messages)) and t,
+            what="the RECOVERY card",
+        )
         assert texts.count("Fallback fired") == 1  # no flip back into the throttle
         assert rig.stop() == 0
     finally:
