@@ -72,8 +72,10 @@ Cards
   (journal position or probe id) and the policy version.
 
 Operator
-  SetServing to the primary: that model counts healthy and its cooldown is cleared
-  (the level is kept: the history is real). SetServing to a fallback is a hold until
+  MuteCards asks the shell to mute one dedup key (``MuteAlerts``), audited and
+  announced; AccessRefused only audits a refused attempt. SetServing to the primary:
+  that model counts healthy and its cooldown is cleared (the level is kept: the
+  history is real). SetServing to a fallback is a hold until
   released. Holds with ``until`` expire on a Tick. A valid hand edit of the pin file
   is adopted agent by agent with the same rules.
 
@@ -90,12 +92,14 @@ from dataclasses import replace
 
 from watcher.core.effects import RequestProbes
 from watcher.core.events import (
+    AccessRefused,
     ChainsChanged,
     ChainStoppedEvidence,
     Event,
     FailbackNow,
     Hold,
     LaneHintEvidence,
+    MuteCards,
     PinFileEdited,
     PinFileRejected,
     Release,
@@ -107,8 +111,10 @@ from watcher.core.evidence import ProbeResult
 from watcher.core.flap import prune, score
 from watcher.core.health import on_chain_stopped, on_lane, on_probe, on_traffic
 from watcher.core.operator import (
+    on_access_refused,
     on_failback_now,
     on_hold,
+    on_mute,
     on_pinfile_edited,
     on_pinfile_rejected,
     on_release,
@@ -273,6 +279,10 @@ def decide(
         return on_set_serving(step, event)
     if isinstance(event, FailbackNow):
         return on_failback_now(step, event)
+    if isinstance(event, MuteCards):
+        return on_mute(step, event)
+    if isinstance(event, AccessRefused):
+        return on_access_refused(step, event)
     if isinstance(event, PinFileEdited):
         return on_pinfile_edited(step, event)
     if isinstance(event, PinFileRejected):

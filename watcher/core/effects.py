@@ -38,4 +38,13 @@ class RequestProbes:
     models: tuple[str, ...]
 
 
-Effect = WritePins | EnqueueAlert | AppendAudit | RequestProbes
+@dataclass(frozen=True, slots=True)
+class MuteAlerts:
+    """Suppress cards with dedup ``key`` until ``until`` (the alert intake counts them
+    as suppressed with reason ``muted``). Idempotent: carrying it out twice is harmless."""
+
+    key: str
+    until: float
+
+
+Effect = WritePins | EnqueueAlert | AppendAudit | RequestProbes | MuteAlerts

@@ -96,6 +96,27 @@ class FailbackNow:
 
 
 @dataclass(frozen=True, slots=True)
+class MuteCards:
+    """Operator: suppress cards whose dedup key is ``key`` until ``until``. Muted cards
+    are still counted (reason ``muted``) and shown in ``status``; nothing is hidden."""
+
+    key: str
+    until: float
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRefused:
+    """Someone tried an operator action and was refused before it reached the policy
+    (not allowlisted, a stale button). Changes nothing; the audit keeps who and why."""
+
+    actor: str
+    action: str
+    why: str
+    chat: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PinFileEdited:
     """A valid pin file that differs from what the watcher last wrote: a human edit."""
 
@@ -127,13 +148,14 @@ class Tick:
     flap scores decay, due probes are requested."""
 
 
-OperatorEvent = Hold | Release | SetServing | FailbackNow | PinFileEdited
+OperatorEvent = Hold | Release | SetServing | FailbackNow | MuteCards | PinFileEdited
 Event = (
     TrafficEvidence
     | ChainStoppedEvidence
     | LaneHintEvidence
     | ProbeResult
     | OperatorEvent
+    | AccessRefused
     | PinFileRejected
     | ChainsChanged
     | Tick

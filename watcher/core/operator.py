@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from watcher.core.effects import MuteAlerts
 from watcher.core.events import (
+    AccessRefused,
     FailbackNow,
     Hold,
+    MuteCards,
     PinFileEdited,
     PinFileRejected,
     Release,
@@ -149,6 +152,40 @@ def on_failback_now(step: Step, ev: FailbackNow) -> Decided:
         return _refuse(step, f"probe of {primary} failed ({fc}); {ev.agent} stays", cause)
     _set_serving(step, ev.agent, primary, cause)
     return step.finish(f"{ev.actor} failed {ev.agent} back to {primary} after a good probe")
+
+
+def on_mute(step: Step, ev: MuteCards) -> Decided:
+    """Mute one dedup key. The cards keep being counted as suppressed (``muted``), so a
+    mute hides nothing from ``status``; the confirmation card says who muted what."""
+    cause = _operator_cause(ev.actor)
+    if not ev.key.strip():
+        return _refuse(step, "an empty event key cannot be muted", cause)
+    if ev.until <= step.now:
+        return _refuse(step, f"mute until {iso(ev.until)} is already over", cause)
+    step.effects.append(MuteAlerts(ev.key, ev.until))
+    step.audit("CARDS_MUTED", cause, key=ev.key, until=iso(ev.until))
+    step.alert(
+        Alert(
+            type=T.OPERATOR_OVERRIDE,
+            ts=step.now,
+            extra={
+                "actor": ev.actor,
+                "action": "mute",
+                "key": ev.key,
+                "until": iso(ev.until) or "",
+            },
+        ),
+        cause,
+        group=False,
+    )
+    return step.finish(f"{ev.actor} muted {ev.key} until {iso(ev.until)}", quiet=True)
+
+
+def on_access_refused(step: Step, ev: AccessRefused) -> Decided:
+    """Audit a refused attempt; no card (a stranger must not be able to page anyone)."""
+    cause = _operator_cause(ev.actor)
+    step.audit("ACCESS_REFUSED", cause, action=ev.action, why=ev.why, chat=ev.chat)
+    return step.finish(f"refused {ev.actor} ({ev.action}): {ev.why}", quiet=True)
 
 
 def on_pinfile_edited(step: Step, ev: PinFileEdited) -> Decided:
