@@ -216,3 +216,17 @@ def test_the_watcher_unit_verifies_and_keeps_its_hardening(tmp_path: Path) -> No
     assert any(d.startswith("WatchdogSec=") for d in directives)
     assert any(d.startswith("LoadCredential=") for d in directives)
     assert not any("openclaw" in d for d in directives if d.startswith("ReadWritePaths="))
+
+
+def test_replay_of_a_far_future_timestamp_finishes(setup: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A 2099 line after a 2026 one used to tick every 15 s across 73 years: a hang."""
+    log = setup / "recorded.log"
+    log.write_text(
+        FAIL.format(ts="2026-05-20T14:00:00.000+00:00")
+        + "\n"
+        + FAIL.format(ts="2099-05-20T14:00:00.000+00:00")
+        + "\n"
+    )
+    code = main(["replay", str(log), "--config", str(setup / "watcher.toml"), "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["records"] == 2

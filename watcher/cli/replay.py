@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_replay)
 
 
+MAX_TICKS_PER_GAP = 1000
+
+
 def _policy(arg: str | None, default: Policy) -> Policy:
     if arg is None:
         return default
@@ -102,8 +105,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         last_tick = clock[0]
                     # Ticks on the recorded clock expire holds and decay flap scores;
                     # what they change shows up as transitions, not as decisions.
-                    while clock[0] - last_tick >= settings.tick_interval_s:
-                        last_tick += settings.tick_interval_s
+                    step = settings.tick_interval_s
+                    missed = int((clock[0] - last_tick) // step)
+                    if missed > MAX_TICKS_PER_GAP:
+                        # A quiet night, or a lying far-future timestamp: what ticks
+                        # do (expire holds, decay flap scores) depends on the time they
+                        # carry, not on how many there were; one tick per step over
+                        # 73 years would never finish.
+                        last_tick += (missed - 1) * step
+                    while clock[0] - last_tick >= step:
+                        last_tick += step
                         watcher.apply([Tick()], now=last_tick)
                     records += 1
                     for s in watcher.apply([event], now=clock[0]):
