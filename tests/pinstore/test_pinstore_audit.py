@@ -195,6 +195,20 @@ def test_audit_verify_command_exits_0_ok_1_broken_2_missing(
     assert json.loads(capsys.readouterr().out)["bad_line"] == 4
 
 
+def test_audit_verify_finds_the_log_through_the_watcher_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "state").mkdir()
+    filled(tmp_path / "state")
+    config = tmp_path / "watcher.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n')
+    assert cli("verify", "--config", str(config))[0] == 0
+    assert "audit log OK: 6 records" in capsys.readouterr().out
+    config.write_text('state_dir = "relative/path"\n[policy]\nrise = 0\n')
+    assert cli("verify", "--config", str(config))[0] == 1
+    assert "configuration is invalid" in capsys.readouterr().err
+
+
 def test_audit_verify_runs_as_a_command_with_the_state_dir_from_the_environment(
     tmp_path: Path,
 ) -> None:

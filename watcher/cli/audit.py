@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from watcher.audit import AUDIT_FILENAME, tail, verify
+from watcher.cli.common import report_config_error, settings_from
+from watcher.config import ConfigError
 
 DEFAULT_STATE_DIR = "/var/lib/failover-watcher"
 
@@ -40,6 +42,9 @@ def register(subparsers: Any) -> None:
             f"or {DEFAULT_STATE_DIR}); the log is {AUDIT_FILENAME} in it",
         )
         where.add_argument("--file", type=Path, help="an audit log file to check")
+        where.add_argument(
+            "--config", type=Path, help="watcher TOML config: the log in its state_dir"
+        )
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "tail":
             sub.add_argument("-n", type=int, default=20, metavar="N", help="records (default 20)")
@@ -49,6 +54,8 @@ def register(subparsers: Any) -> None:
 def _log_path(args: argparse.Namespace) -> Path:
     if args.file is not None:
         return Path(args.file)
+    if args.config is not None:  # like every other command; ConfigError is reported
+        return Path(settings_from(args).state_dir) / AUDIT_FILENAME
     state_dir = args.state_dir or Path(
         os.environ.get("FAILOVER_WATCHER_STATE_DIR", DEFAULT_STATE_DIR)
     )
@@ -56,7 +63,10 @@ def _log_path(args: argparse.Namespace) -> Path:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    path = _log_path(args)
+    try:
+        path = _log_path(args)
+    except ConfigError as exc:
+        return report_config_error(exc, prog="audit")
     try:
         result = verify(path)
     except FileNotFoundError:
@@ -73,7 +83,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    path = _log_path(args)
+    try:
+        path = _log_path(args)
+    except ConfigError as exc:
+        return report_config_error(exc, prog="audit")
     if args.n < 1:
         print("-n must be at least 1", file=sys.stderr)
         return 2
