@@ -611,13 +611,32 @@ def matching_signatures(
     return [s for s in SIGNATURES if s.matches(context, reason, status, text)]
 
 
-@lru_cache(maxsize=8192)
+CACHED_TEXT_CHARS = 512
+"""Only evidence whose text is at most this long is memoised.
+
+Real details are short and repeat (the same provider error, line after line), so the
+cache pays; hostile ones are long and unique, and a cache keyed on 8 KiB texts would
+hold hundreds of MiB (measured: 257 MiB for 8,192 emoji details). Long texts are
+classified afresh each time instead, which keeps the cache under a few MiB."""
+
+
 def _decide(context: str, reason: str | None, status: int | None, text: str) -> Classification:
+    if len(text) <= CACHED_TEXT_CHARS:
+        return _decide_cached(context, reason, status, text)
+    return _decide_uncached(context, reason, status, text)
+
+
+def _decide_uncached(
+    context: str, reason: str | None, status: int | None, text: str
+) -> Classification:
     for tier in _BY_TIER:
         for sig in tier:
             if sig.matches(context, reason, status, text):
                 return Classification(sig.failure_class, sig.id, status, find_retry_after(text))
     raise AssertionError("fallback.unknown matches everything")  # pragma: no cover
+
+
+_decide_cached = lru_cache(maxsize=2048)(_decide_uncached)
 
 
 Evidence = tuple[str, str | None, int | None, str]

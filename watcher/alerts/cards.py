@@ -67,7 +67,12 @@ def esc(text: str, limit: int = VALUE_CLIP) -> str:
 
 
 def format_time(ts: float, tz: tzinfo) -> str:
-    return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+    """The card's clock text. A time no calendar can show (a lying log line's year 1 or
+    10000, NaN) prints as its number: a card is never lost to a bad date."""
+    try:
+        return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (ValueError, OverflowError, OSError):
+        return f"{ts!r} (epoch seconds, out of range)"
 
 
 def _agents_line(agents: tuple[str, ...], limit: int | None, vclip: int) -> str | None:

@@ -17,14 +17,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from watcher.demo import DEMO_TOKEN, PRIMARY, _config, _openclaw
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.fake_models import FakeModelServer, Reply
-from watcher.testing.journal import LiveJournal
+from watcher.testing.journal import JournalEntry, LiveJournal
 
 T = TypeVar("T")
 
@@ -52,14 +52,21 @@ class DaemonRig:
         config_text: Callable[[Path, str, FakeBotApi], str] = _config,
         token: str = DEMO_TOKEN,
         api_key: str = DEMO_KEY,
+        history: Iterable[JournalEntry] = (),
+        openclaw: Callable[[FakeModelServer], dict[str, Any]] = _openclaw,
     ) -> None:
+        """``history``: entries written before the first live one, with their own (old)
+        realtimes; the journal's clock only goes forward, so they must come first."""
         self.root = root
         self.fake = FakeModelServer().start_in_thread()
         # Probes would fail the agents back quickly; keep the primary throttled for them.
         self.fake.script(PRIMARY.partition("/")[2], probe=Reply.throttle("600"))
         self.bot = FakeBotApi(token).start()
-        (root / "openclaw.json").write_text(json.dumps(_openclaw(self.fake)))
+        # ``openclaw`` builds the gateway config from the fake server (default: the demo's).
+        (root / "openclaw.json").write_text(json.dumps(openclaw(self.fake)))
         self.journal = LiveJournal(root / "journal")
+        for entry in history:
+            self.journal.append(entry)
         self.journal.append("[gateway] listening")
         self.journal.flush()
         self.config = root / "watcher.toml"
