@@ -25,9 +25,21 @@ def test_a_file_given_as_journal_directory_says_what_to_use(tmp_path: Path) -> N
         open_source(f"journal:{tmp_path / 'f'}").open()
 
 
-def test_an_empty_journal_directory_says_it_holds_no_journal_files(tmp_path: Path) -> None:
+def test_replaying_an_empty_journal_directory_says_it_holds_no_journal_files(
+    tmp_path: Path,
+) -> None:
+    # A live tail waits for the first file instead (test_source_journal_empty_dir.py).
     with pytest.raises(SourceError, match=r"no journal files.*Storage=persistent"):
-        JournalSource(tmp_path).open()
+        JournalSource(tmp_path, follow=False).open()
+    with pytest.raises(SourceError, match=r"no journal files.*Storage=persistent"):
+        open_source(str(tmp_path)).open()
+
+
+def test_a_live_tail_of_a_missing_directory_still_says_it_does_not_exist(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(SourceError, match=r"does not exist.*/var/log/journal"):
+        open_source(f"journal:{tmp_path / 'nope'}").open()
 
 
 def test_a_journal_the_user_may_not_read_names_the_systemd_journal_group(

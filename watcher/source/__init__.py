@@ -12,8 +12,10 @@ position, unit, identifier) and hands them out in ``Batch``es through one async 
         await source.commit(batch)         # atomically persist the position AFTER applying
     source.close()
 
-- ``JournalSource``: the systemd journal (default), fast low-level reads, cursor resume
-  with a realtime fallback, INVALIDATE-safe, asyncio via the journal's fd.
+- ``JournalSource``: the systemd journal (default), fast low-level reads (a C scan loop
+  without the GIL when ``_jscan`` is built, read-ahead in a thread during catch-up),
+  cursor resume with a realtime fallback, safe across rotation and vacuum, asyncio via
+  the journal's fd; a live tail of a still-empty directory waits for its first file.
 - ``TextFileSource`` / ``JsonlFileSource``: a file followed like ``tail -F``.
 - ``StdinSource``: a pipe, read to its end.  ``ExportSource``: ``journalctl -o export``.
 - ``open_source(spec)``: picks one from ``journal``, ``journal:DIR``, ``file:PATH``,

@@ -7,16 +7,31 @@
   10x faster than ``get_next()`` dicts), with the public API as the fallback.
 - The byte-level prefilter runs before anything else, so chatter is never decoded
   and its cursor never formatted.
+- The scan loop (next, MESSAGE, prefilter, build the kept entries) runs in C when
+  ``watcher/source/_jscan.c`` was built (``setup.py``; optional, needs gcc and
+  libsystemd-dev), on the Reader's own ``sd_journal`` with the GIL released. During
+  catch-up the next scan runs in a helper thread while the consumer applies the
+  current batch, so reading and deciding use two cores, like ``journalctl | grep``.
+  Only one thread touches the reader at a time (``_settle`` before any other use).
+  Without the extension (or with a custom ``keep``) the same loop runs in Python;
+  ``tests/source/test_source_journal_native.py`` checks both deliver the same.
 - Asyncio: ``loop.add_reader(reader.fileno())`` wakes the loop; ``process()`` says
   NOP / APPEND / INVALIDATE. On INVALIDATE (rotation, vacuum, files added or
   removed) libsystemd keeps the read location, so reading simply continues: nothing
   lost, nothing twice (``tests/source`` checks it on real files).
+- A read that fails (libsystemd returns EBADMSG when the file under the reader and
+  the next one were vacuumed) re-opens the journal and resumes after the last entry
+  read, exactly as a restart would (below); a second failure in a row is raised.
 - Resume: ``seek_cursor`` then step onto that entry and check it with
   ``test_cursor``; it was applied already, so reading continues after it. If it is
   gone (vacuumed, or no longer matching the filters), seek to its saved realtime
-  and skip every entry at or before it.
+  and skip every entry at or before it. Entries vacuumed before they were read are
+  gone for every reader; everything still on disk is delivered once.
 - First start without a saved cursor: ``start_at`` = ``tail`` (default; only entries
   appended from now on), ``head``, or ``since:<duration>``.
+- A live tail of a directory with no journal files yet (the gateway never logged)
+  waits for the first file and reads it from its start; replaying an empty
+  directory, or a directory that does not exist, is an error naming the fix.
 """
 
 from __future__ import annotations
@@ -27,12 +42,16 @@ import getpass
 import importlib
 import logging
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from watcher.source._base import BatchAssembler, Source
+from watcher.source._position import SavedPosition
 from watcher.source._types import (
     DEFAULT_MAX_SCAN,
     MARKER_GATE,
@@ -44,6 +63,11 @@ from watcher.source._types import (
     decode,
     is_relevant,
 )
+
+try:  # the optional C scan loop (setup.py builds it when gcc and libsystemd-dev exist)
+    from watcher.source import _jscan  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the build
+    _jscan = None
 
 log = logging.getLogger("watcher.source.journal")
 
@@ -150,8 +174,13 @@ def journal_cursor(reader: Any, fast: bool = True) -> JournalCursor | PublicJour
     return PublicJournalCursor(reader)
 
 
-def check_journal_dir(path: Path) -> None:
-    """Raise ``SourceError`` naming the fix when ``path`` cannot be read as a journal."""
+def check_journal_dir(path: Path, *, allow_empty: bool = False) -> bool:
+    """Raise ``SourceError`` naming the fix when ``path`` cannot be read as a journal.
+
+    Returns whether journal files were found. With ``allow_empty`` (a live tail), a
+    readable directory without journal files yet is not an error: the gateway may
+    simply not have logged anything so far.
+    """
     user = _user()
     if not path.exists():
         raise SourceError(
@@ -169,6 +198,8 @@ def check_journal_dir(path: Path) -> None:
                           + GROUP_FIX.format(user=user))
     files = _journal_files(path)
     if not files:
+        if allow_empty:
+            return False
         raise SourceError(
             f"journal directory {path} contains no journal files (*.journal): check the "
             f"path, and that journald has Storage=persistent (or use /run/log/journal)"
@@ -177,6 +208,14 @@ def check_journal_dir(path: Path) -> None:
     if not readable:
         raise SourceError(f"permission denied on the journal files in {path}: "
                           + GROUP_FIX.format(user=user))
+    return True
+
+
+EMPTY_DIR_WARNING = (
+    "journal directory %s contains no journal files (*.journal) yet: waiting for the "
+    "first one. If nothing ever arrives, check the path, and that journald has "
+    "Storage=persistent (or use /run/log/journal)"
+)
 
 
 def _journal_files(path: Path) -> list[Path]:
@@ -203,6 +242,23 @@ def _unit_name(unit: str) -> str:
     return unit if "." in unit else unit + ".service"
 
 
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What one pass of the scan loop read: the kept entries and where it stopped.
+
+    ``end_position``/``end_realtime_us`` are the cursor and time of the last entry read,
+    kept or not (``None``/0 when nothing was read). ``full`` says the pass stopped on a
+    bound, not at the end of the journal, so more is probably waiting.
+    """
+
+    entries: list[SourceEntry]
+    scanned: int
+    end_position: str | None
+    end_realtime_us: int
+    skip_until_us: int | None
+    full: bool
+
+
 class JournalSource(Source):
     """The default source: the gateway's entries in the systemd journal.
 
@@ -210,6 +266,16 @@ class JournalSource(Source):
     and ``identifiers`` are ORed; with neither, every entry is read. ``max_scan``
     bounds the entries read per batch including prefiltered ones, ``max_batch`` the
     entries kept. ``idle_poll`` is a safety re-check when no inotify event arrives.
+
+    ``native`` (default on) uses the C scan loop (``watcher.source._jscan``) when it is
+    built and the prefilter is the default one (or none): the loop runs without the
+    GIL, and during catch-up the next scan runs in a helper thread while the consumer
+    applies the current batch. ``scanner`` says which loop is in use (``"c"`` or
+    ``"python"``); both deliver the same entries, positions and batches.
+
+    A live tail (``follow``) of a directory with no journal files yet waits for the
+    first one (checking every ``empty_poll`` seconds) and reads it from its start:
+    everything in it was written after the source opened.
     """
 
     def __init__(
@@ -221,7 +287,9 @@ class JournalSource(Source):
         start_at: str | StartAt = "tail",
         max_scan: int = DEFAULT_MAX_SCAN,
         fast: bool = True,
+        native: bool = True,
         idle_poll: float = 1.0,
+        empty_poll: float = 0.1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -231,14 +299,24 @@ class JournalSource(Source):
         self.start_at = start_at if isinstance(start_at, StartAt) else StartAt.parse(start_at)
         self.max_scan = max(max_scan, self.max_batch)
         self.fast = fast
+        self.native = native
         self.idle_poll = idle_poll
+        self.empty_poll = empty_poll
         self.resumed_by: str | None = None  # "cursor" | "realtime" | "start_at", for logs/tests
+        self.scanner: str | None = None  # "c" | "python" once open
         self._reader: Any = None
         self._cur: JournalCursor | PublicJournalCursor | None = None
+        self._waiting_for_files = False
         self._skip_until_us: int | None = None
-        self._carry: SourceEntry | None = None
-        self._last_position: str | None = None
-        self._last_realtime: float | None = None
+        self._pending: deque[SourceEntry] = deque()
+        self._pending_end: tuple[str, float] | None = None
+        self._last_full = False
+        # The read-ahead scan running in the helper thread. Module rule: nothing else
+        # touches the reader until it is settled (``_settle``), so libsystemd only ever
+        # sees one thread at a time.
+        self._inflight: Future[Scan] | None = None
+        self._helper: ThreadPoolExecutor | None = None
+        self._generation = 0  # the live ``_batches`` iteration; older ones clean up nothing
         self._iterating = False
         self.on_release: Callable[[], None] | None = None  # e.g. remove a temporary dir
 
@@ -248,11 +326,29 @@ class JournalSource(Source):
 
     # -- opening ---------------------------------------------------------------------
     def open(self) -> None:
-        if self._reader is not None:
+        if self._reader is not None or self._waiting_for_files:
             return
+        _journal_module()
+        if self.path is not None and not check_journal_dir(self.path, allow_empty=self.follow):
+            log.warning(EMPTY_DIR_WARNING, self.path)
+            self._waiting_for_files = True
+            return
+        self._open_reader(empty_at_start=False)
+
+    def _open_late(self) -> bool:
+        """While waiting for the first journal file: open the reader once one exists."""
+        assert self.path is not None
+        if not _journal_files(self.path):
+            return False
+        check_journal_dir(self.path)  # the files appeared: are they readable?
+        self._waiting_for_files = False
+        log.info("journal files appeared in %s: reading them from their start", self.path)
+        self._open_reader(empty_at_start=True)
+        return True
+
+    def _open_reader(self, *, empty_at_start: bool,
+                     saved: SavedPosition | None = None) -> None:
         journal = _journal_module()
-        if self.path is not None:
-            check_journal_dir(self.path)
         try:
             reader = (journal.Reader(path=str(self.path)) if self.path is not None
                       else journal.Reader())
@@ -270,7 +366,10 @@ class JournalSource(Source):
         self._add_matches(reader)
         self._reader = reader
         self._cur = journal_cursor(reader, self.fast)
-        self._seek_start()
+        native_ok = (_jscan is not None and self.native and isinstance(self._cur, JournalCursor)
+                     and (self.keep is is_relevant or self.keep is None))
+        self.scanner = "c" if native_ok else "python"
+        self._seek_start(empty_at_start, saved)
 
     def _add_matches(self, reader: Any) -> None:
         groups = [[f"_SYSTEMD_UNIT={u}" for u in self.units],
@@ -285,10 +384,11 @@ class JournalSource(Source):
                 reader.add_match(match)
             first = False
 
-    def _seek_start(self) -> None:
+    def _seek_start(self, empty_at_start: bool = False,
+                    saved: SavedPosition | None = None) -> None:
         reader, cur = self._reader, self._cur
         assert cur is not None
-        saved = self._saved()
+        saved = saved if saved is not None else self._saved()
         if saved is not None:
             found = False
             try:
@@ -311,7 +411,8 @@ class JournalSource(Source):
             log.warning("saved journal cursor not found and no time saved; using start_at")
         self.resumed_by = "start_at"
         mode = self.start_at.mode
-        if mode == "head":
+        if mode == "head" or (mode == "tail" and empty_at_start):
+            # Files that appeared after the source opened hold only new entries.
             reader.seek_head()
         elif mode == "since":
             reader.seek_realtime(round((self.clock() - self.start_at.since_seconds) * 1e6))
@@ -325,6 +426,36 @@ class JournalSource(Source):
     # -- reading ---------------------------------------------------------------------
     def read_batch(self) -> Batch | None:
         """Read one bounded batch synchronously; ``None`` when nothing new was read."""
+        self._settle()
+        if self._reader is None and not (self._waiting_for_files and self._open_late()):
+            return None
+        if not self._pending:
+            try:
+                scan = self._scan()
+            except OSError as exc:
+                scan = self._recover(exc)
+            if not scan.scanned:
+                return None
+            self._accept(scan)
+        return self._assemble()
+
+    def _scan(self) -> Scan:
+        """One pass of the scan loop: the C one when available, else the Python one.
+
+        Touches only the reader, never the source's other state, so it may run in the
+        helper thread while the consumer works (``_accept`` applies the result)."""
+        if self.scanner == "c":
+            skip = self._skip_until_us
+            entries, scanned, end, end_us, skip_after = _jscan.scan(
+                self._reader, SourceEntry, self.max_scan, self.max_batch,
+                self.keep is is_relevant, -1 if skip is None else skip,
+                bool(self.units or self.identifiers))
+            return Scan(entries, scanned, end, end_us,
+                        None if skip_after < 0 else skip_after,
+                        scanned >= self.max_scan or len(entries) >= self.max_batch)
+        return self._scan_python()
+
+    def _scan_python(self) -> Scan:
         cur = self._cur
         assert cur is not None, "open() first"
         nxt, get, realtime_us, cursor = cur.next, cur.get, cur.realtime_us, cur.cursor
@@ -333,24 +464,20 @@ class JournalSource(Source):
         inline = keep is is_relevant
         mark1, mark2 = RELEVANT_MARKERS
         gate = MARKER_GATE
-        assembler = BatchAssembler(self._cutoff())
-        entries = assembler.entries
-        max_batch = self.max_batch
+        kept: list[SourceEntry] = []
+        max_keep = self.max_batch
+        max_scan = self.max_scan
         with_fields = bool(self.units or self.identifiers)
-        if self._carry is not None:
-            assembler.add(self._carry)
-            self._carry = None
         scanned = 0
-        split = False
         skip_until = self._skip_until_us
-        for scanned in range(1, self.max_scan + 1):
+        for scanned in range(1, max_scan + 1):
             if not nxt():
                 scanned -= 1
                 break
             if skip_until is not None:
                 if realtime_us() <= skip_until:
                     continue
-                skip_until = self._skip_until_us = None
+                skip_until = None
             try:
                 msg = get("MESSAGE")
             except KeyError:
@@ -360,52 +487,138 @@ class JournalSource(Source):
                     continue
             elif keep is not None and not keep(msg):
                 continue
-            entry = SourceEntry(
+            kept.append(SourceEntry(
                 decode(msg), realtime_us() / 1_000_000, cursor(),
                 cur.field("_SYSTEMD_UNIT") if with_fields else None,
                 cur.field("SYSLOG_IDENTIFIER") if with_fields else None,
-            )
-            if not assembler.add(entry):
-                self._carry = entry
-                split = True
+            ))
+            if len(kept) >= max_keep:
                 break
-            if len(entries) >= max_batch:
-                break
-        self.stats.scanned += scanned
-        if scanned:
-            if split:
-                last = entries[-1]
-                self._last_position, self._last_realtime = last.position, last.realtime
-            else:
-                # The entry we stand on: the last one read, kept or not.
-                self._last_position = cursor()
-                self._last_realtime = realtime_us() / 1_000_000
-        elif not entries:
+        end, end_us = (cursor(), realtime_us()) if scanned else (None, 0)
+        return Scan(kept, scanned, end, end_us, skip_until,
+                    scanned >= max_scan or len(kept) >= max_keep)
+
+    def _settle(self) -> Scan | None:
+        """Wait for the read-ahead scan, if any, and queue what it read.
+
+        Blocks for at most one bounded scan. Called before anything else touches the
+        reader: a consumer may abandon an iteration mid-scan and start another one."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
             return None
-        assert self._last_position is not None
-        return Batch(entries, self._last_position, self._last_realtime, assembler.catch_up)
+        try:
+            scan = inflight.result()
+        except OSError as exc:
+            scan = self._recover(exc)
+        self._accept(scan)
+        return scan
+
+    def _recover(self, exc: OSError) -> Scan:
+        """A read failed (e.g. EBADMSG after the file under the reader was vacuumed):
+        re-open the journal and go on after the last entry read, by cursor or, when
+        that entry is gone too, by its time. A second failure in a row is raised."""
+        log.warning("reading the journal failed (%s); re-opening it after the last "
+                    "entry read", exc.strerror or exc)
+        end = self._pending_end
+        saved = (SavedPosition(end[0], end[1], "journal") if end is not None else None)
+        pending, pending_end = self._pending, self._pending_end
+        self._close_reader()
+        self._open_reader(empty_at_start=False, saved=saved)
+        self._pending, self._pending_end = pending, pending_end
+        return self._scan()  # raises again if the journal is still unreadable
+
+    def _read_ahead(self) -> None:
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="journal-scan")
+        self._inflight = self._helper.submit(self._scan)
+
+    def _accept(self, scan: Scan) -> None:
+        """Queue a scan's entries; its end position is committed once they are all out."""
+        self._skip_until_us = scan.skip_until_us
+        self._last_full = scan.full
+        if not scan.scanned:
+            return
+        self.stats.scanned += scan.scanned
+        self._pending.extend(scan.entries)
+        assert scan.end_position is not None
+        self._pending_end = (scan.end_position, scan.end_realtime_us / 1_000_000)
+
+    def _assemble(self) -> Batch:
+        """The next batch from the queued entries: bounded, never mixing catch-up and live.
+
+        Its position is the last entry read (kept or not) when the queue empties, else
+        the last entry in the batch, so a commit never skips an entry not yet applied."""
+        assembler = BatchAssembler(self._cutoff())
+        entries = assembler.entries
+        pending, max_batch = self._pending, self.max_batch
+        while pending and len(entries) < max_batch:
+            if not assembler.add(pending[0]):
+                break
+            pending.popleft()
+        if pending:
+            last = entries[-1]
+            return Batch(entries, last.position, last.realtime, assembler.catch_up)
+        assert self._pending_end is not None
+        position, realtime = self._pending_end
+        return Batch(entries, position, realtime, assembler.catch_up)
 
     async def _batches(self) -> AsyncIterator[Batch]:
-        reader = self._reader
         loop = asyncio.get_running_loop()
         wake = self._wake = asyncio.Event()
-        fd = reader.fileno()
-        loop.add_reader(fd, wake.set)
-        poll = self.idle_poll if reader.reliable_fd() else min(self.idle_poll, 0.25)
         journal = _journal_module()
+        fd: int | None = None
+        watched: Any = None
+        poll = self.idle_poll
+        self._generation += 1
+        generation = self._generation
         self._iterating = True
         finished = False
         try:
             while not self._closed:
-                batch = self.read_batch()
+                reader = self._reader
+                if reader is None:
+                    self._settle()
+                    if not (self._waiting_for_files and self._open_late()):
+                        if not self._waiting_for_files:  # released under us
+                            finished = True
+                            return
+                        wake.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(wake.wait(), self.empty_poll)
+                        continue
+                    reader = self._reader
+                if fd is not None and reader is not watched:  # re-opened after an error
+                    with contextlib.suppress(Exception):
+                        loop.remove_reader(fd)
+                    fd = None
+                if fd is None:
+                    fd, watched = reader.fileno(), reader
+                    loop.add_reader(fd, wake.set)
+                    poll = self.idle_poll if reader.reliable_fd() else min(self.idle_poll, 0.25)
+                inflight = self._inflight
+                if inflight is not None:
+                    await asyncio.wait([asyncio.wrap_future(inflight)])
+                    if self._inflight is inflight:
+                        scan = self._settle()
+                        assert scan is not None
+                        batch = self._assemble() if self._pending or scan.scanned else None
+                    else:  # another iteration settled it already
+                        batch = self.read_batch()
+                else:
+                    batch = self.read_batch()
                 if batch is not None:
+                    if self.scanner == "c" and self._last_full and not self._pending:
+                        # Catching up: read the next stretch while this batch is applied.
+                        self._read_ahead()
                     yield batch
                     continue
                 if not self.follow:
                     finished = True
                     return
+                if self._reader is not watched:  # re-opened after an error: watch it first
+                    continue
                 wake.clear()
-                state = reader.process()
+                state = self._reader.process()
                 if state == journal.INVALIDATE:
                     self.stats.invalidations += 1
                     log.debug("journal files added or removed; reading on from the same place")
@@ -414,13 +627,17 @@ class JournalSource(Source):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), poll)
         finally:
-            with contextlib.suppress(Exception):
-                loop.remove_reader(fd)
-            self._iterating = False
-            # Done or closed: let go of the reader. Merely abandoned (the consumer broke
-            # out of its loop): keep it, so another ``batches()`` continues from here.
-            if finished or self._closed:
-                self._release()
+            current = generation == self._generation
+            if fd is not None and current:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(fd)
+            if current:
+                self._iterating = False
+                # Done or closed: let go of the reader. Merely abandoned (the consumer
+                # broke out of its loop): keep it, so another ``batches()`` continues
+                # from here (a read-ahead in flight is settled by the next read).
+                if finished or self._closed:
+                    self._release()
 
     def close(self) -> None:
         super().close()
@@ -431,9 +648,19 @@ class JournalSource(Source):
             self.on_release = None
 
     def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            self._settle()
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+            self._helper = None
+        self._waiting_for_files = False
         if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-            self._cur = None
-            self._carry = None
-            self._skip_until_us = None
+            self._close_reader()
+            self._pending.clear()
+            self._pending_end = None
+
+    def _close_reader(self) -> None:
+        self._reader.close()
+        self._reader = None
+        self._cur = None
+        self._skip_until_us = None
