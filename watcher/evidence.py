@@ -6,8 +6,11 @@ all go through here, so they cannot disagree on what a line means.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from watcher.core.events import ChainStoppedEvidence, LaneHintEvidence, TrafficEvidence
 from watcher.records import ChainStopped, FallbackDecision, LaneHint, ParseResult
+from watcher.redaction import redact_optional
 from watcher.taxonomy import classify
 
 Evidence = TrafficEvidence | ChainStoppedEvidence | LaneHintEvidence
@@ -16,9 +19,15 @@ Evidence = TrafficEvidence | ChainStoppedEvidence | LaneHintEvidence
 def to_event(
     record: ParseResult, *, position: str | None = None, catch_up: bool = False
 ) -> Evidence | None:
-    """The core event for ``record``; None for chatter and unparsed lines."""
+    """The core event for ``record``; None for chatter and unparsed lines.
+
+    Free text from the gateway (``detail``, a lane line's ``error``) is redacted here,
+    after classification, so a key a provider echoed in its error never reaches the
+    state, the audit, the pin file or a card (``watcher.redaction``)."""
     if isinstance(record, FallbackDecision):
         c = classify(record)
+        if record.detail:
+            record = replace(record, detail=redact_optional(record.detail))
         return TrafficEvidence(
             record,
             failure_class=c.failure_class,
@@ -38,5 +47,7 @@ def to_event(
             catch_up=catch_up,
         )
     if isinstance(record, LaneHint):
+        if record.error:
+            record = replace(record, error=redact_optional(record.error))
         return LaneHintEvidence(record, position=position, catch_up=catch_up)
     return None

@@ -1,53 +1,52 @@
 """Logging for journald: one line per record on stderr, secrets redacted.
 
 Every secret the process resolves (bot token, API keys) is registered with
-``register_secret``; a filter on the root handler replaces it with ``[redacted]``
-in any record from any library, including httpx's request-URL lines, which carry
-the Telegram token in the path.
+``register_secret`` (kept in ``watcher.redaction``); the filter on the root handler
+replaces it, and anything shaped like a key, with ``[redacted]`` in any record from
+any library, including httpx's request-URL lines, which carry the Telegram token in
+the path. The formatter redacts the finished line again: a traceback is only
+formatted after the filters ran, and an exception's message can hold a URL with the
+token in it.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
 
-_secrets: set[str] = set()
-_lock = threading.Lock()
+from watcher.redaction import REDACTED, register_secret
+from watcher.redaction import redact as _redact
 
-REDACTED = "[redacted]"
-
-
-def register_secret(value: str | None) -> None:
-    """Remember a secret so no log line can carry it. Short values are ignored."""
-    if value and len(value) >= 6:
-        with _lock:
-            _secrets.add(value)
+__all__ = ["REDACTED", "RedactingFilter", "RedactingFormatter", "redact", "register_secret"]
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    """A log line with registered secrets and key-shaped text replaced."""
+    return _redact(text, long_runs=False)
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            message = record.getMessage()
-            cleaned = redact(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
-            if record.exc_text:
-                record.exc_text = redact(record.exc_text)
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole formatted line, traceback and stack included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def setup_logging(level: str = "INFO") -> None:
     """Plain lines to stderr; journald adds the timestamp and unit."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

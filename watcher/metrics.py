@@ -134,6 +134,30 @@ class WatcherMetrics:
         )
 
 
+@dataclass(frozen=True)
+class ClockMetrics:
+    """Wall-clock steps seen by the daemon's steady clock (``watcher.clock``)."""
+
+    jumps: Counter
+    offset: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> ClockMetrics:
+        return cls(
+            jumps=Counter(
+                f"{PREFIX}_clock_jumps_total",
+                "Wall-clock steps larger than the threshold, by direction (forward, backward).",
+                ["direction"],
+                registry=registry,
+            ),
+            offset=Gauge(
+                f"{PREFIX}_clock_offset_seconds",
+                "Wall clock minus the daemon's now (positive while a forward step is held off).",
+                registry=registry,
+            ),
+        )
+
+
 class Metrics:
     """Every watcher metric, grouped by area, on one registry (its own unless passed in)."""
 
@@ -141,6 +165,7 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.alerts = AlertMetrics.register(self.registry)
         self.watcher = WatcherMetrics.register(self.registry)
+        self.clock = ClockMetrics.register(self.registry)
 
     def exposition(self) -> bytes:
         """The text format a scrape returns (also what ``promtool check metrics`` reads)."""

@@ -1,0 +1,115 @@
+"""Keep secrets out of everything the watcher writes or sends.
+
+Two nets, both applied by ``redact``:
+
+- **Known secrets**: every secret the process resolves (the bot token, provider API
+  keys) is registered with ``register_secret`` and replaced wherever it appears.
+- **Secret-shaped text**: the gateway's failure details are third-party text. Providers
+  echo keys in their errors (``Incorrect API key provided: sk-...``), and the gateway
+  holds keys of providers the watcher never probes, so it cannot know them all.
+  ``scrub`` replaces what looks like a key: ``sk-...`` keys, ``Bearer`` credentials,
+  Telegram bot tokens, the value after ``api_key=``/``x-api-key:``/``token=`` and the
+  like, and (in journal details only) long letter-and-digit runs. It keeps the words
+  around them ("invalid api key"), so classification and the operator's reading are
+  unchanged.
+
+``watcher.evidence`` redacts journal details before they enter the core (so state,
+audit, pin file, cards and the outbox never hold them); ``watcher.logsetup`` redacts
+every formatted log line, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "[redacted]"
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # OpenAI/DeepSeek/Anthropic/OpenRouter style keys: sk-..., sk-proj-..., sk-or-v1-...
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), REDACTED),
+    # Authorization: Bearer <credential>
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{6,}"), r"\1 " + REDACTED),
+    # Telegram bot tokens, alone or inside a /bot<token>/ URL
+    (re.compile(r"\d{5,12}:[A-Za-z0-9_\-]{20,}"), REDACTED),
+    # key=value / key: value for names that hold credentials
+    (
+        re.compile(
+            r"(?i)\b((?:x-)?api[_\-]?key|access[_\-]?token|auth[_\-]?token|token|secret|"
+            r"password|passwd)(\"?\s*[:=]\s*\"?)[^\s\"',;&]{4,}"
+        ),
+        r"\1\2" + REDACTED,
+    ),
+)
+# Long runs mixing letters and digits: raw keys without a known prefix. Only for
+# third-party text (journal details): in our own log lines such runs are journal
+# cursors and hashes the operator needs.
+_LONG_RUN = re.compile(r"[A-Za-z0-9_\-]{32,}")  # linear: no lookaheads on hostile input
+
+
+def _long_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    mixed = any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+    return REDACTED if mixed else run
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so nothing redacted can carry it. Short values are ignored
+    (replacing a 3-character string everywhere would shred ordinary text)."""
+    if value and len(value) >= 6:
+        with _lock:
+            _secrets.add(value)
+            if ":" in value:  # a bot token's secret half is a secret on its own
+                tail = value.partition(":")[2]
+                if len(tail) >= 6:
+                    _secrets.add(tail)
+
+
+def scrub(text: str, *, long_runs: bool = True) -> str:
+    """``text`` with secret-shaped substrings replaced (pure: no registry)."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return _LONG_RUN.sub(_long_run, text) if long_runs else text
+
+
+def redact(text: str, *, long_runs: bool = True) -> str:
+    """``text`` with every registered secret and every secret-shaped substring replaced
+    (``long_runs=False`` for our own log lines, see ``_LONG_RUN``)."""
+    if _secrets:
+        with _lock:
+            secrets = sorted(_secrets, key=len, reverse=True)
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+    return scrub(text, long_runs=long_runs)
+
+
+def redact_optional(text: str | None) -> str | None:
+    return None if text is None else redact(text)
+
+
+def register_provider_secrets(
+    directory: Iterable[Any], environ: Mapping[str, str] | None = None
+) -> int:
+    """Register every provider key the watcher can resolve now (``env:``, ``cred:``,
+    inline ``apiKey``), so a key echoed in a gateway detail or an error message is
+    redacted even before the first probe reads it. Returns how many were registered;
+    unresolvable ones are skipped (the probe reports them, without the value)."""
+    from watcher.providers import CredentialError
+
+    count = 0
+    for provider in directory:
+        credential = getattr(provider, "credential", None)
+        if credential is None:
+            continue
+        try:
+            register_secret(credential.resolve(environ).get_secret_value())
+        except CredentialError:
+            continue
+        count += 1
+    return count
