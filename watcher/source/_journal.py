@@ -50,6 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from watcher.parse import MAX_LINE_CHARS
 from watcher.source._base import BatchAssembler, Source
 from watcher.source._position import SavedPosition
 from watcher.source._types import (
@@ -70,6 +71,23 @@ except ImportError:  # pragma: no cover - depends on the build
     _jscan = None
 
 log = logging.getLogger("watcher.source.journal")
+
+# The parser never reads past this many bytes of a message (``watcher.parse``: at most
+# ``MAX_LINE_CHARS`` characters, and a UTF-8 character is at most 4 bytes), so both scan
+# loops cut longer messages here, before decoding: a burst of 1 MiB messages must not
+# make a batch of ``max_batch`` entries hold a gigabyte.
+MAX_MESSAGE_BYTES = MAX_LINE_CHARS * 4
+
+
+def cut_message(raw: bytes, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+    """``raw`` cut to at most ``limit`` bytes, backing off (at most 3 bytes) to the
+    start of a UTF-8 character so a valid message stays valid (the C loop does the same)."""
+    if len(raw) <= limit:
+        return raw
+    cut = limit
+    while cut > limit - 3 and raw[cut] & 0xC0 == 0x80:
+        cut -= 1
+    return raw[:cut]
 
 GROUP_FIX = (
     "add the watcher's user to group systemd-journal "
@@ -449,7 +467,7 @@ class JournalSource(Source):
             entries, scanned, end, end_us, skip_after = _jscan.scan(
                 self._reader, SourceEntry, self.max_scan, self.max_batch,
                 self.keep is is_relevant, -1 if skip is None else skip,
-                bool(self.units or self.identifiers))
+                bool(self.units or self.identifiers), MAX_MESSAGE_BYTES)
             return Scan(entries, scanned, end, end_us,
                         None if skip_after < 0 else skip_after,
                         scanned >= self.max_scan or len(entries) >= self.max_batch)
@@ -487,6 +505,8 @@ class JournalSource(Source):
                     continue
             elif keep is not None and not keep(msg):
                 continue
+            if len(msg) > MAX_MESSAGE_BYTES:
+                msg = cut_message(msg)
             kept.append(SourceEntry(
                 decode(msg), realtime_us() / 1_000_000, cursor(),
                 cur.field("_SYSTEMD_UNIT") if with_fields else None,

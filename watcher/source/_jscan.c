@@ -11,14 +11,18 @@
  * size), so matches, seeks, ``process()`` and the fd stay with the Reader. The caller
  * guarantees that no other thread touches the Reader during a scan.
  *
- * scan(reader, entry_type, max_scan, max_keep, prefilter, skip_until_us, with_fields)
+ * scan(reader, entry_type, max_scan, max_keep, prefilter, skip_until_us, with_fields
+ *      [, max_message])
  *   -> (entries, scanned, end_cursor | None, end_realtime_us, skip_until_us)
  *
  * ``entries`` are ``entry_type(message, realtime, cursor, unit, identifier)`` exactly as
  * the Python loop in ``_journal.py`` builds them (message: str, or bytes when it is
  * not UTF-8; realtime: float seconds). ``prefilter`` 1 applies ``is_relevant`` (gate
  * byte, then either marker), 0 keeps everything. ``skip_until_us`` >= 0 skips entries
- * at or before that realtime and is returned as -1 once passed.
+ * at or before that realtime and is returned as -1 once passed. A kept message longer
+ * than ``max_message`` bytes (default 256 KiB, ``_journal.MAX_MESSAGE_BYTES``) is cut
+ * there, backing off to the start of a UTF-8 character, before it is copied: the parser
+ * reads no further, and a burst of huge messages must not fill a batch with them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -94,6 +98,17 @@ static void free_kept(Kept *kept, Py_ssize_t n) {
     free(kept);
 }
 
+/* Where to cut a message of LEN bytes to at most LIMIT: on a UTF-8 character start,
+ * backing off at most 3 bytes (same as ``_journal.cut_message``). */
+static size_t cut_length(const char *msg, size_t len, size_t limit) {
+    if (len <= limit)
+        return len;
+    size_t cut = limit;
+    while (cut + 3 > limit && ((unsigned char)msg[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
+}
+
 static PyObject *optional_text(const char *s, size_t len, int present) {
     if (!present)
         Py_RETURN_NONE;
@@ -105,8 +120,9 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     Py_ssize_t max_scan, max_keep;
     int prefilter, with_fields;
     long long skip_until;
-    if (!PyArg_ParseTuple(args, "OOnnpLp", &reader, &entry_type, &max_scan, &max_keep,
-                          &prefilter, &skip_until, &with_fields))
+    Py_ssize_t max_message = 256 * 1024;
+    if (!PyArg_ParseTuple(args, "OOnnpLp|n", &reader, &entry_type, &max_scan, &max_keep,
+                          &prefilter, &skip_until, &with_fields, &max_message))
         return NULL;
     PyTypeObject *type = Py_TYPE(reader);
     const char *dot = strrchr(type->tp_name, '.');
@@ -129,8 +145,9 @@ static PyObject *scan(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "the journal reader is closed");
         return NULL;
     }
-    if (max_keep < 1 || max_scan < 1) {
-        PyErr_SetString(PyExc_ValueError, "max_scan and max_keep must be at least 1");
+    if (max_keep < 1 || max_scan < 1 || max_message < 4) {
+        PyErr_SetString(PyExc_ValueError,
+                        "max_scan and max_keep must be at least 1, max_message at least 4");
         return NULL;
     }
 
@@ -170,6 +187,7 @@ static PyObject *scan(PyObject *module, PyObject *args) {
             r = sd_journal_get_realtime_usec(j, &rt);
             if (r < 0) { err = r; break; }
         }
+        msg_len = cut_length(msg, msg_len, (size_t)max_message);
         Kept *k = &kept[n_kept];
         k->realtime = rt;
         k->msg_len = msg_len;
@@ -276,8 +294,8 @@ fail:
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(reader, entry_type, max_scan, max_keep, prefilter, skip_until_us, with_fields)"
-     " -> (entries, scanned, end_cursor, end_realtime_us, skip_until_us); GIL released."},
+     "scan(reader, entry_type, max_scan, max_keep, prefilter, skip_until_us, with_fields"
+     "[, max_message]) -> (entries, scanned, end_cursor, end_realtime_us, skip_until_us); GIL released."},
     {NULL, NULL, 0, NULL},
 };
 
