@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from watcher.core.events import ChainStoppedEvidence, LaneHintEvidence, TrafficEvidence
 from watcher.records import ChainStopped, FallbackDecision, LaneHint, ParseResult
-from watcher.redaction import redact_optional
+from watcher.redaction import redact
 from watcher.taxonomy import classify
 
 Evidence = TrafficEvidence | ChainStoppedEvidence | LaneHintEvidence
@@ -27,7 +27,9 @@ def to_event(
     if isinstance(record, FallbackDecision):
         c = classify(record)
         if record.detail:
-            record = replace(record, detail=redact_optional(record.detail))
+            detail = redact(record.detail)
+            if detail != record.detail:  # most details hold no key: keep the record
+                record = replace(record, detail=detail)
         return TrafficEvidence(
             record,
             failure_class=c.failure_class,
@@ -48,6 +50,8 @@ def to_event(
         )
     if isinstance(record, LaneHint):
         if record.error:
-            record = replace(record, error=redact_optional(record.error))
+            error = redact(record.error)
+            if error != record.error:
+                record = replace(record, error=error)
         return LaneHintEvidence(record, position=position, catch_up=catch_up)
     return None
