@@ -24,7 +24,13 @@ STATUS_SCHEMA = 1
 
 def _outbox_view(path: Path, now: float) -> dict[str, Any]:
     if not path.exists():
-        return {"depth": 0, "by_state": {}, "suppressed_last_hour": {}}
+        return {
+            "depth": 0,
+            "by_state": {},
+            "suppressed_last_hour": {},
+            "muted": {},
+            "recent_keys": [],
+        }
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
         by_state = dict(db.execute("select state, count(*) from cards group by state").fetchall())
@@ -32,6 +38,8 @@ def _outbox_view(path: Path, now: float) -> dict[str, Any]:
     finally:
         db.close()
     suppressed: dict[str, Any] = {}
+    muted: dict[str, str | None] = {}
+    recent: list[dict[str, Any]] = []
     if row is not None:
         dedup = Deduplicator.from_json(json.loads(row[0]))
         for key, reasons in sorted(dedup.suppressed_last_hour(now).items()):
@@ -39,8 +47,16 @@ def _outbox_view(path: Path, now: float) -> dict[str, Any]:
                 "total": sum(reasons.values()),
                 "by_reason": dict(sorted(reasons.items())),
             }
+        muted = {key: iso(until) for key, until in sorted(dedup.mutes(now).items())}
+        recent = [{"key": k, "last_seen": iso(ts)} for k, ts in dedup.recent_keys(now)]
     depth = sum(n for s, n in by_state.items() if s in UNSENT)
-    return {"depth": depth, "by_state": by_state, "suppressed_last_hour": suppressed}
+    return {
+        "depth": depth,
+        "by_state": by_state,
+        "suppressed_last_hour": suppressed,
+        "muted": muted,
+        "recent_keys": recent,
+    }
 
 
 def collect(state_dir: Path, now: float) -> dict[str, Any]:
@@ -101,6 +117,8 @@ def collect(state_dir: Path, now: float) -> dict[str, Any]:
             "outbox_depth": outbox["depth"],
             "outbox_by_state": outbox["by_state"],
             "suppressed_last_hour": outbox["suppressed_last_hour"],
+            "muted": outbox["muted"],
+            "recent_keys": outbox["recent_keys"],
         },
     }
 
@@ -156,4 +174,9 @@ def render_text(data: dict[str, Any]) -> str:
             lines.append(f"  {v['total']:>4}  {key}  ({reasons})")
     else:
         lines.append("Suppressed in the last hour: none")
+    muted = al.get("muted") or {}
+    if muted:
+        lines.append("Muted (still counted as suppressed, reason muted):")
+        for key, until in muted.items():
+            lines.append(f"  {key}  until {until}")
     return "\n".join(lines)

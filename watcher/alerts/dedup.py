@@ -183,6 +183,13 @@ class Deduplicator:
     def mutes(self, now: float) -> dict[str, float]:
         return {k: u for k, u in self._mutes.items() if u > now}
 
+    def recent_keys(self, now: float, limit: int = 10) -> list[tuple[str, float]]:
+        """The keys seen in the last ``history_s``, newest first, with when: what an
+        operator picks from to mute (``/status`` lists them)."""
+        horizon = now - self.policy.history_s
+        seen = [(k, s.last_seen) for k, s in self._keys.items() if s.last_seen >= horizon]
+        return sorted(seen, key=lambda kv: (-kv[1], kv[0]))[:limit]
+
     # -- the rolling record ------------------------------------------------------------
 
     def suppressed_last_hour(

@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 import telegram
-from telegram import LinkPreviewOptions
+from telegram import InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -87,11 +87,20 @@ def build_bot(
     return telegram.Bot(token.reveal(), base_url=base_url, request=request)
 
 
+Markup = dict[str, Any]
+"""An inline keyboard as the Bot API spells it: ``{"inline_keyboard": [[{...}]]}``."""
+
+MarkupHook = Callable[[Card], Markup | None]
+"""Gives a card its inline buttons (the operator commands, issue 11), or None."""
+
+
 class BotApi(Protocol):
     """The one seam to the Bot API the sender needs."""
 
-    async def send_card(self, chat_id: int, text: str, thread_id: int | None) -> int | None:
-        """Send one HTML card; return Telegram's message id."""
+    async def send_card(
+        self, chat_id: int, text: str, thread_id: int | None, reply_markup: Markup | None = None
+    ) -> int | None:
+        """Send one HTML card (with inline buttons when given); return its message id."""
 
     async def close(self) -> None: ...
 
@@ -102,13 +111,18 @@ class PtbBotApi:
     def __init__(self, bot: telegram.Bot) -> None:
         self.bot = bot
 
-    async def send_card(self, chat_id: int, text: str, thread_id: int | None) -> int | None:
+    async def send_card(
+        self, chat_id: int, text: str, thread_id: int | None, reply_markup: Markup | None = None
+    ) -> int | None:
         message = await self.bot.send_message(
             chat_id=chat_id,
             text=text,
             parse_mode=ParseMode.HTML,
             message_thread_id=thread_id,
             link_preview_options=_NO_PREVIEW,
+            reply_markup=InlineKeyboardMarkup.de_json(reply_markup, self.bot)
+            if reply_markup
+            else None,
         )
         return message.message_id
 
@@ -196,6 +210,9 @@ class TelegramSender:
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        # Set by the operator commands (issue 11): buttons for a card, made at send time
+        # so a button's age counts from when the operator could first see it.
+        self.markup_for: MarkupHook | None = None
 
     # -- chat id, following migrations -------------------------------------------------
 
@@ -279,10 +296,14 @@ class TelegramSender:
         if wait > 0:
             return f"paced: next card in {wait:.2f}s", wait, False
         text, dropped = await self._db(self._decorate, card)
+        markup = await self._db(self._markup, card)
         await self._db(self.outbox.mark_sending, card.id, chat)
         self.rate_limit.take(chat, self.clock())
         try:
-            message_id = await self.api.send_card(chat, text, self.thread_id)
+            if markup is None:
+                message_id = await self.api.send_card(chat, text, self.thread_id)
+            else:
+                message_id = await self.api.send_card(chat, text, self.thread_id, markup)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -341,6 +362,16 @@ class TelegramSender:
             delay,
         )
         return f"retry card #{card.id} in {delay:.2f}s: {failure.description}", delay, False
+
+    def _markup(self, card: Card) -> Markup | None:
+        """The card's buttons; a failing hook costs the buttons, never the card."""
+        if self.markup_for is None:
+            return None
+        try:
+            return self.markup_for(card)
+        except Exception:
+            log.exception("inline buttons for card #%d failed; sending it without", card.id)
+            return None
 
     def _decorate(self, card: Card) -> tuple[str, int]:
         """The stored card plus the sender's honest notes (repeat, drops reported)."""
