@@ -12,7 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +29,7 @@ from pydantic_settings import (
 
 from watcher.alerts.config import AlertsConfig
 from watcher.core.policy import Policy
+from watcher.oversight.config import ControlConfig
 from watcher.providers import ProviderConfig
 
 DEFAULT_CONFIG = Path("/etc/failover-watcher/watcher.toml")
@@ -98,6 +106,18 @@ class WatcherSettings(BaseSettings):
         default=None, description="Telegram; absent: cards are kept in the outbox only"
     )
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    control: ControlConfig = Field(
+        default_factory=ControlConfig,
+        description="Telegram commands and card buttons (issue 11); uses the [alerts] bot",
+    )
+
+    @model_validator(mode="after")
+    def _control_needs_the_alerts_bot(self) -> WatcherSettings:
+        if self.control.enabled and self.alerts is None:
+            raise ValueError(
+                "control.enabled needs an [alerts] section: commands use the alerts bot"
+            )
+        return self
 
     @field_validator("state_dir", "gateway_config")
     @classmethod

@@ -11,7 +11,8 @@ daemon thread, so sync and async tests use it the same way::
         fake.wait_for_messages(3)
 
 Implements ``getMe``, ``sendMessage``, ``editMessageText``, ``answerCallbackQuery``,
-``getUpdates`` (scriptable with ``push_update``, long-polls) and ``deleteWebhook``.
+``getUpdates`` (scriptable with ``push_update``, or ``push_message``/``push_press`` for
+a user's command or button press; long-polls) and ``deleteWebhook``.
 Requests are form-encoded or JSON, at ``/bot<token>/<method>``; a wrong token gets 401.
 
 ``sendMessage`` with ``parse_mode=HTML`` is validated the way Telegram does (only its
@@ -22,6 +23,7 @@ message keeps both the raw ``text`` and the ``plain_text`` a user would see.
 Failures: ``script(...)`` queues one-shot answers for the next calls of a method
 (429 with ``retry_after``, 400, 403, migration, 5xx, hang, close without answer);
 ``go_down()``/``come_up()`` refuse connections (the port is released and re-bound);
+``outage(answer)`` gives every call the same failure (hang, 5xx, 429) until cleared;
 ``migrate_chat``/``block_chat``/``forget_chat`` make a chat fail persistently.
 """
 
@@ -191,6 +193,7 @@ class SentMessage:
     message_thread_id: int | None
     reply_markup: Any
     date: int
+    reply_to: int | None = None  # reply_parameters.message_id, when it answers a message
 
 
 @dataclass(frozen=True)
@@ -222,9 +225,11 @@ class FakeBotApi:
         self._messages: list[SentMessage] = []
         self._calls: list[ApiCall] = []
         self._scripts: dict[str, list[Scripted]] = {}
+        self._outages: dict[str, Scripted] = {}  # method -> every answer until cleared
         self._updates: list[dict[str, Any]] = []
         self._chats = _Chats()
         self._next_message_id = 1
+        self._next_user_message_id = 100_000
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -321,6 +326,16 @@ class FakeBotApi:
         with self._lock:
             self._scripts.setdefault(method, []).extend(answers)
 
+    def outage(self, answer: Scripted | None, *, method: str = "sendMessage") -> None:
+        """Answer every call of ``method`` with ``answer`` (e.g. ``Scripted.hang(30)`` for
+        a Telegram that accepts connections but never answers, or a 502 on every call)
+        until ``outage(None)``. One-shot ``script`` answers still come first."""
+        with self._lock:
+            if answer is None:
+                self._outages.pop(method, None)
+            else:
+                self._outages[method] = answer
+
     def migrate_chat(self, old: int, new: int) -> None:
         with self._lock:
             self._chats.migrated[old] = new
@@ -337,12 +352,77 @@ class FakeBotApi:
         """Queue an update for ``getUpdates`` (``update_id`` is assigned if missing)."""
         with self._lock:
             update = dict(update)
-            update.setdefault("update_id", len(self._updates) + 1)
+            last = self._updates[-1]["update_id"] if self._updates else 0
+            update.setdefault("update_id", last + 1)
             self._updates.append(update)
         if self._loop is not None and self._updates_event is not None:
             self._loop.call_soon_threadsafe(self._updates_event.set)
 
+    def push_message(
+        self,
+        text: str,
+        *,
+        user_id: int,
+        chat_id: int,
+        username: str | None = None,
+        date: float | None = None,
+    ) -> int:
+        """Queue a user's text message (a command) for ``getUpdates``; returns its
+        message id (replies to it carry ``reply_to`` set to that id)."""
+        with self._lock:
+            message_id = self._next_user_message_id
+            self._next_user_message_id += 1
+        self.push_update(
+            {"message": message_json(text, user_id, chat_id, username, date, message_id)}
+        )
+        return message_id
+
+    def push_press(
+        self,
+        data: str,
+        *,
+        user_id: int,
+        chat_id: int,
+        message_id: int,
+        username: str | None = None,
+    ) -> None:
+        """Queue a press of an inline button (a callback query) on ``message_id``."""
+        with self._lock:
+            query_id = f"q{len(self._updates) + 1}"
+        self.push_update(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": _user_json(user_id, username),
+                    "chat_instance": str(chat_id),
+                    "data": data,
+                    "message": {
+                        "message_id": message_id,
+                        "date": int(time.time()),
+                        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+                        "from": BOT_USER,
+                        "text": "card",
+                    },
+                }
+            }
+        )
+
     # -- inspection --------------------------------------------------------------------
+
+    def answers(self) -> list[dict[str, Any]]:
+        """The parameters of every ``answerCallbackQuery`` (``text``, ``show_alert``)."""
+        return [c.params for c in self.calls if c.method == "answerCallbackQuery"]
+
+    def wait_for(self, predicate: Any, timeout: float = 5.0, what: str = "condition") -> Any:
+        """Poll ``predicate()`` until it returns something true (or raise TimeoutError)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            time.sleep(0.02)
 
     @property
     def messages(self) -> list[SentMessage]:
@@ -401,7 +481,7 @@ class FakeBotApi:
         params = _decode_params(headers.get("content-type", ""), body)
         with self._lock:
             queue = self._scripts.get(method) or []
-            scripted = queue.pop(0) if queue else None
+            scripted = queue.pop(0) if queue else self._outages.get(method)
         if scripted is not None:
             if scripted.deliver and method == "sendMessage":
                 self._handle_send(params)
@@ -472,6 +552,10 @@ class FakeBotApi:
             return 400, Scripted._error(400, "Bad Request: message is too long")
         thread = params.get("message_thread_id")
         markup = params.get("reply_markup")
+        reply = params.get("reply_parameters")
+        if isinstance(reply, str):
+            reply = json.loads(reply)
+        reply_to = reply.get("message_id") if isinstance(reply, dict) else None
         with self._lock:
             message = SentMessage(
                 message_id=self._next_message_id,
@@ -482,6 +566,7 @@ class FakeBotApi:
                 message_thread_id=None if thread in (None, "") else int(thread),
                 reply_markup=json.loads(markup) if isinstance(markup, str) else markup,
                 date=int(time.time()),
+                reply_to=None if reply_to is None else int(reply_to),
             )
             self._next_message_id += 1
             self._messages.append(message)
@@ -494,6 +579,7 @@ class FakeBotApi:
             for i, old in enumerate(self._messages):
                 if old.message_id == message_id:
                     text = str(params.get("text", ""))
+                    markup = params.get("reply_markup")
                     new = SentMessage(
                         old.message_id,
                         old.chat_id,
@@ -501,7 +587,7 @@ class FakeBotApi:
                         text,
                         params.get("parse_mode"),
                         old.message_thread_id,
-                        params.get("reply_markup"),
+                        json.loads(markup) if isinstance(markup, str) else markup,
                         old.date,
                     )
                     self._messages[i] = new
@@ -522,6 +608,35 @@ class FakeBotApi:
             self._updates_event.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._updates_event.wait(), left)
+
+
+def _user_json(user_id: int, username: str | None) -> dict[str, Any]:
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
+    if username:
+        user["username"] = username
+    return user
+
+
+def message_json(
+    text: str,
+    user_id: int,
+    chat_id: int,
+    username: str | None = None,
+    date: float | None = None,
+    message_id: int = 10_000,
+) -> dict[str, Any]:
+    """A user's message as the Bot API delivers it in an update."""
+    entities = []
+    if text.startswith("/"):
+        entities.append({"type": "bot_command", "offset": 0, "length": len(text.split()[0])})
+    return {
+        "message_id": message_id,
+        "date": int(time.time() if date is None else date),
+        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+        "from": _user_json(user_id, username),
+        "text": text,
+        "entities": entities,
+    }
 
 
 def _chat(value: Any) -> int | str:
