@@ -40,6 +40,7 @@ AUDIT_FILENAME = "audit.jsonl"
 AUDIT_MODE = 0o640
 GENESIS = "0" * 64
 TAIL_REPAIRED = "AUDIT_TAIL_REPAIRED"  # record type noting a torn last line dropped at open
+TORN_WRITE = "the last line is incomplete (torn write)"
 CHAIN_RESTARTED = "AUDIT_CHAIN_RESTARTED"  # first record after a damaged log was set aside
 _TAIL_READ = 64 * 1024
 
@@ -95,7 +96,9 @@ class AuditLog:
         self._pending: list[AuditRecord] = []
         self._depth = 0
         self._seq, self._prev, torn = self._open_tail()
+        self.repaired_at_open = 0  # records appended at open: the daemon's recovery counts them
         if torn is not None:
+            self.repaired_at_open = 1
             self.append(TAIL_REPAIRED, {"dropped_bytes": len(torn), "dropped_text": torn[:4096]})
 
     @classmethod
@@ -115,7 +118,10 @@ class AuditLog:
         except FileNotFoundError:
             return cls(path, clock=clock), None
         problem = None if result.ok else result.sentence()
-        if problem is None:
+        # A torn last line is what a crash mid-append leaves, not damage: opening drops
+        # it and records the drop, and the chain before it goes on.
+        if problem is None or result.problem == TORN_WRITE:
+            problem = None
             try:
                 return cls(path, clock=clock), None
             except AuditLogBroken as exc:
@@ -307,7 +313,7 @@ def verify(path: Path | str) -> VerifyResult:
     with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
-                return broken(line_no, "the last line is incomplete (torn write)")
+                return broken(line_no, TORN_WRITE)
             try:
                 text = raw[:-1].decode("utf-8")
                 rec = json.loads(text)

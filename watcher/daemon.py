@@ -33,7 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from filelock import Timeout as FileLockTimeout
 
 from watcher import __version__
 from watcher.alerts.intake import AlertIntake
@@ -44,7 +46,13 @@ from watcher.audit import AuditLog
 from watcher.chains import ChainSource, GatewayConfig, GatewayConfigError
 from watcher.config import WatcherSettings
 from watcher.core.decide import decide, initial_state, probe_targets
-from watcher.core.effects import AppendAudit, EnqueueAlert, RequestProbes, WritePins
+from watcher.core.effects import (
+    AppendAudit,
+    EnqueueAlert,
+    MuteAlerts,
+    RequestProbes,
+    WritePins,
+)
 from watcher.core.events import ChainsChanged, Event, PinFileEdited, PinFileRejected, Tick
 from watcher.core.evidence import ProbeResult
 from watcher.core.state import State, from_json, to_json, to_pinfile
@@ -52,7 +60,13 @@ from watcher.core.transitions import Alert, TransitionType
 from watcher.evidence import to_event
 from watcher.metrics import Metrics
 from watcher.pincheck import chains_validator
-from watcher.pinstore import PIN_FILENAME, AdoptedEdit, PinStore, RejectedEdit
+from watcher.pinstore import (
+    DEFAULT_LOCK_TIMEOUT,
+    PIN_FILENAME,
+    AdoptedEdit,
+    PinStore,
+    RejectedEdit,
+)
 from watcher.probe.client import ProbeClient, ProbeTimeouts
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.providers import ProviderDirectory
@@ -60,6 +74,7 @@ from watcher.records import FallbackDecision, Unparsed
 from watcher.source import Batch, PositionStore, SavedPosition, SourceError, open_source
 
 log = logging.getLogger("watcher.daemon")
+T = TypeVar("T")
 
 SNAPSHOT_FILENAME = "core-state.json"
 AUDIT_FILENAME = "audit.jsonl"
@@ -87,6 +102,7 @@ class Pending:
     audit: list[dict[str, Any]] = field(default_factory=list)
     audit_target: int = 0  # the audit log's seq once ``audit`` has landed
     write_pins: bool = False
+    mutes: list[tuple[str, float]] = field(default_factory=list)  # operator /mute
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +110,7 @@ class Pending:
             "audit": self.audit,
             "audit_target": self.audit_target,
             "write_pins": self.write_pins,
+            "mutes": [[key, until] for key, until in self.mutes],
         }
 
     @classmethod
@@ -103,10 +120,11 @@ class Pending:
             audit=list(data.get("audit", [])),
             audit_target=int(data.get("audit_target", 0)),
             write_pins=bool(data.get("write_pins", False)),
+            mutes=[(str(key), float(until)) for key, until in data.get("mutes", [])],
         )
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.audit or self.write_pins)
+        return bool(self.alerts or self.audit or self.write_pins or self.mutes)
 
 
 class Snapshot:
@@ -217,8 +235,7 @@ class Watcher:
             # file is rewritten and the change audited, like a change seen while running.
             self.apply([ChainsChanged(chains)])
         if not self.pins.path.exists():  # first start: the gateway gets a pin file at once
-            pins = to_pinfile(self.state, self.clock())
-            self.pins.update(lambda _read: pins)
+            self._write_pins()
         if audit_problem:
             self._carry_out_alert(
                 Alert(
@@ -247,7 +264,7 @@ class Watcher:
         pending = Pending.from_json(self.snapshot.data.get("pending") or {})
         if pending:
             log.info("recovering effects left pending by the last run")
-            self._carry_out(pending)
+            self._carry_out(pending, audit_repairs=self.audit.repaired_at_open)
 
     # -- the one mutation point -------------------------------------------------------
 
@@ -274,7 +291,12 @@ class Watcher:
             for effect in decided.effects:
                 if isinstance(effect, EnqueueAlert):
                     self._alert_seq += 1
-                    pending.alerts.append((self._alert_seq, effect.alert.to_json()))
+                    # Who is flapping right after *this* event, not after the batch: the
+                    # dedup's flap rule must not depend on batching or on where a crash fell.
+                    flapping = sorted(a for a, st in self.state.agents.items() if st.flapping)
+                    pending.alerts.append(
+                        (self._alert_seq, {**effect.alert.to_json(), "_flapping": flapping})
+                    )
                     self.metrics.watcher.transitions.labels(effect.alert.type.value).inc()
                     noteworthy = True
                 elif isinstance(effect, AppendAudit):
@@ -282,6 +304,8 @@ class Watcher:
                     noteworthy = True
                 elif isinstance(effect, WritePins):
                     pending.write_pins = True
+                elif isinstance(effect, MuteAlerts):
+                    pending.mutes.append((effect.key, effect.until))
                 elif isinstance(effect, RequestProbes):
                     pass  # the probe scheduler owns the cadence (see module docstring)
             if decided.sentence:
@@ -294,14 +318,24 @@ class Watcher:
             self._position = position
         if pending or moved:
             self.snapshot.write(
-                self.state, self._position, pending, self._alert_seq, {"written_at": now}
+                self.state,
+                self._position,
+                pending,
+                self._alert_seq,
+                {"written_at": now, **self._clock_anchor()},
             )
             self._carry_out(pending)
         self._update_gauges(now)
         return sentences
 
+    def _clock_anchor(self) -> dict[str, Any]:
+        """A ``SteadyClock``'s anchor, saved so a restart in the same boot resumes its
+        timeline (``watcher.clock``); nothing for a plain callable clock."""
+        anchor = getattr(self.clock, "anchor", None)
+        return {"clock": anchor()} if callable(anchor) else {}
+
     def _pin_edit_events(self) -> list[Event]:
-        read = self.pins.read()
+        read = self._with_pin_lock(self.pins.read)
         if isinstance(read.edit, AdoptedEdit):
             return [PinFileEdited(read.edit.pins)]
         if isinstance(read.edit, RejectedEdit):
@@ -309,25 +343,80 @@ class Watcher:
             return [PinFileRejected(read.edit.error, where)]
         return []
 
-    def _carry_out(self, pending: Pending) -> None:
+    def _carry_out(self, pending: Pending, *, audit_repairs: int = 0) -> None:
+        """``audit_repairs``: records the audit log appended at open (a torn tail noted),
+        which took sequence numbers the pending records were counted against."""
         done = int(self.intake.outbox.get_meta(ALERT_SEQ_META) or 0)
+        alerts: list[tuple[Alert, list[str]]] = []
+        last_seq = done
         for seq, data in pending.alerts:
             if seq <= done:
                 continue
-            self._carry_out_alert(Alert.from_json(data))
-            self.intake.outbox.set_meta(ALERT_SEQ_META, str(seq))
-        missing = pending.audit_target - self.audit.seq
+            # "_flapping", when ``apply`` recorded it, is who was flapping right after the
+            # event that raised the alert: the flap rule of the dedup must not depend on
+            # how the journal was batched or where a crash fell.
+            fields = dict(data)
+            flapping = fields.pop("_flapping", None)
+            if flapping is None:
+                flapping = [agent for agent, s in self.state.agents.items() if s.flapping]
+            alerts.append((Alert.from_json(fields), flapping))
+            last_seq = max(last_seq, seq)
+        if alerts:
+            # One outbox transaction for the whole batch (one fsync, issue 10): every card,
+            # the dedup state of the suppressed ones and the highest sequence land together
+            # or not at all, so a SIGKILL can neither repeat nor lose a card.
+            self.intake.submit_many(alerts, now=self.clock(), meta={ALERT_SEQ_META: str(last_seq)})
+        missing = pending.audit_target - (self.audit.seq - audit_repairs)
         if missing > 0:
             with self.audit.batch():
                 for record in pending.audit[-missing:]:
                     self.audit.append(record["type"], record["data"])
+        for key, until in pending.mutes:  # idempotent: a replay sets the same mute again
+            self.intake.mute(key, until)
         if pending.write_pins:
-            pins = to_pinfile(self.state, self.clock())
-            self.pins.update(lambda _read: pins)
+            self._write_pins()
 
-    def _carry_out_alert(self, alert: Alert) -> None:
-        flapping = [agent for agent, s in self.state.agents.items() if s.flapping]
-        self.intake.submit(alert, now=self.clock(), flapping=flapping)
+    def _write_pins(self) -> None:
+        """Write the state to the pin file without losing a hand edit that landed after
+        ``apply`` read the file (a ``flock ... jq`` between the read and this write).
+
+        The store rebases such an edit onto the state instead of overwriting it, and it
+        goes through ``apply`` like any other edit (adopted and audited, or quarantined);
+        that writes again, until a write lands with no edit in between."""
+        while not self._with_pin_lock(
+            lambda: self.pins.write_keeping_edits(to_pinfile(self.state, self.clock()))
+        ):
+            self.apply([])
+
+    def _with_pin_lock(self, step: Callable[[], T]) -> T:
+        """Run a pin-store step, waiting as long as it takes for the lock.
+
+        ``flock(1)`` waiters queue in the kernel ahead of the store's polling lock, so a
+        busy operator script can hold the watcher off for longer than the store's
+        timeout. Giving up would drop the batch being applied (or let the task die and
+        the daemon exit); waiting, loudly, keeps every decision. The journal keeps the
+        entries meanwhile."""
+        while True:
+            try:
+                return step()
+            except FileLockTimeout:
+                self.metrics.watcher.pin_lock_timeouts.inc()
+                log.warning(
+                    "the pin file lock %s.lock has been held by someone else for %.0f s; "
+                    "still waiting (is an operator script looping on it?)",
+                    self.pins.path,
+                    DEFAULT_LOCK_TIMEOUT,
+                )
+
+    def _carry_out_alert(
+        self,
+        alert: Alert,
+        meta: dict[str, str] | None = None,
+        flapping: list[str] | None = None,
+    ) -> None:
+        if flapping is None:
+            flapping = [agent for agent, s in self.state.agents.items() if s.flapping]
+        self.intake.submit(alert, now=self.clock(), flapping=flapping, meta=meta)
 
     def _update_gauges(self, now: float) -> None:
         w = self.metrics.watcher
@@ -342,18 +431,27 @@ class Watcher:
     def events_of(self, batch: Batch, source: Any) -> list[Event]:
         events: list[Event] = []
         w = self.metrics.watcher
+        # Counted per batch, then one inc per label pair: ``labels()`` validates and
+        # takes a lock on every call, and a batch repeats a handful of pairs.
+        counted: dict[tuple[str, str], int] = {}
+        unparsed = 0
         for entry in batch.entries:
             record = source.parse(entry)
             if isinstance(record, Unparsed):
-                w.unparsed.inc()
+                unparsed += 1
                 continue
             event = to_event(record, position=entry.position, catch_up=batch.catch_up)
             if event is None:
                 continue
             if isinstance(record, FallbackDecision):
                 cls = getattr(event, "failure_class", None)
-                w.events.labels(record.decision.value, cls.value if cls else "none").inc()
+                pair = (record.decision.value, cls.value if cls else "none")
+                counted[pair] = counted.get(pair, 0) + 1
             events.append(event)
+        if unparsed:
+            w.unparsed.inc(unparsed)
+        for (decision, failure_class), count in counted.items():
+            w.events.labels(decision, failure_class).inc(count)
         return events
 
     def apply_batch(self, batch: Batch, source: Any) -> list[str]:
@@ -422,6 +520,49 @@ class Watcher:
     def probe_targets(self) -> list[str]:
         return probe_targets(self.state, self.clock(), self.policy)
 
+    async def probe_now(self, ref: str) -> ProbeResult:
+        """One probe of ``ref`` right now, for an operator's failback: the same provider
+        directory and probe settings as the scheduled probes, outside their cadence."""
+        directory = (
+            self.prober.directory
+            if self.prober is not None
+            else ProviderDirectory.build(
+                self.settings.providers, self.chain_source.config.providers
+            )
+        )
+        provider = directory.for_model(ref)
+        if provider is None:
+            return ProbeResult(
+                model=ref,
+                ok=False,
+                started_at=self.clock(),
+                latency_s=0.0,
+                probe_id=f"operator-{int(self.clock() * 1000)}",
+                detail=f"no provider settings for {ref}; cannot probe it",
+            )
+        timeouts = ProbeTimeouts(total=self.settings.probes.timeout_s)
+        async with ProbeClient(timeouts=timeouts, environ=self.environ) as client:
+            return await client.probe(ref, provider)
+
+    # -- operator commands (issue 11) ----------------------------------------------------
+
+    def _build_control(self) -> Any:
+        """The Telegram commands and card buttons, when ``[control]`` enables them."""
+        if not self.settings.control.enabled or self.settings.alerts is None:
+            return None
+        from watcher.oversight.poller import TelegramControl
+
+        control = TelegramControl.from_settings(
+            self.settings.control,
+            self.settings.alerts,
+            self,
+            environ=self.environ,
+            clock=self.clock,
+        )
+        if self.alert_service is not None:
+            self.alert_service.sender.markup_for = control.markup_for
+        return control
+
     # -- reload, status ----------------------------------------------------------------
 
     def poll_chains(self) -> None:
@@ -466,8 +607,11 @@ class Watcher:
             log.error("%s", exc)
             return 1
         metrics_server = self._start_metrics()
+        control = self._build_control()  # before the sender starts: cards get buttons
         if self.alert_service is not None:
             await self.alert_service.start()
+        if control is not None:
+            await control.start()
         if self.settings.probes.enabled:
             self.prober = self.build_prober(self.chain_source.config)
             self.scheduler = ProbeScheduler(
@@ -499,10 +643,14 @@ class Watcher:
                 await task
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        if control is not None:
+            await control.stop()
         if self.alert_service is not None:
             await self.alert_service.stop(grace_s=3.0)
         else:
             self.intake.outbox.close()
+        if control is not None:
+            control.close()
         if metrics_server is not None:
             metrics_server.shutdown()
         for task in crashed:
@@ -551,10 +699,30 @@ class Watcher:
 
 
 def run(settings: WatcherSettings) -> int:
-    """Entry point for ``failover-watcher run``."""
+    """Entry point for ``failover-watcher run``. ``now`` is a ``SteadyClock`` so a
+    wall-clock step cannot end cooldowns early (``watcher.clock``)."""
+    from watcher.clock import SteadyClock, read_boot_id, saved_anchor
+
+    clock = SteadyClock(
+        boot_id=read_boot_id(),
+        saved=saved_anchor(Path(settings.state_dir) / SNAPSHOT_FILENAME),
+    )
     try:
-        watcher = Watcher(settings)
+        watcher = Watcher(settings, clock=clock)
     except GatewayConfigError as exc:
         log.error("cannot read the gateway config %s: %s", settings.gateway_config, exc)
         return 1
+    clock.bind(watcher.metrics.clock, lambda: watcher.state)
+    _register_provider_secrets(settings, watcher.chain_source.config.providers)
     return asyncio.run(watcher.run())
+
+
+def _register_provider_secrets(settings: WatcherSettings, gateway_providers: Any) -> None:
+    """Known API keys are redacted from logs from the start (``watcher.redaction``)."""
+    from watcher.redaction import register_provider_secrets
+
+    try:
+        directory = ProviderDirectory.build(settings.providers, gateway_providers)
+    except ValueError:  # bad provider config: the prober reports it, without values
+        return
+    register_provider_secrets(directory)

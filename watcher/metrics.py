@@ -82,6 +82,7 @@ class WatcherMetrics:
     probe_results: Counter
     journal_lag: Gauge
     last_applied: Gauge
+    pin_lock_timeouts: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> WatcherMetrics:
@@ -129,6 +130,12 @@ class WatcherMetrics:
             last_applied=Gauge(
                 f"{PREFIX}_last_applied_entry_timestamp_seconds",
                 "Journal time of the last applied entry (epoch seconds).",
+                registry=registry,
+            ),
+            pin_lock_timeouts=Counter(
+                f"{PREFIX}_pin_lock_timeouts_total",
+                "Times the pin file lock stayed held by someone else past the lock timeout "
+                "(the watcher keeps waiting).",
                 registry=registry,
             ),
         )

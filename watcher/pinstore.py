@@ -188,6 +188,78 @@ class PinStore:
                 txn.write(new)
             return current
 
+    def write_keeping_edits(self, pins: PinFile) -> bool:
+        """Write the watcher's state ``pins`` without losing a hand edit made since the
+        last ``read()``. Returns True if the file now holds ``pins``; False if a hand edit
+        waits on disk for the next ``read()`` to judge.
+
+        The daemon reads the file (adopting edits) before it decides and writes after it,
+        in a second locked step; ``flock <pin>.lock jq ...`` can land in between. Writing
+        ``pins`` over that edit would lose it unseen, and deciding on the edited file as
+        it stands would take every change the watcher made meanwhile for the operator
+        reverting it. So the edit is rebased: each agent whose record the edit changed
+        (compared with what this store last wrote) keeps the edited record; every other
+        agent, and the model section, get ``pins``. That goes on disk, while this store
+        (and ``last-good``) record ``pins`` as written, so the next ``read()`` sees exactly
+        the operator's changes as a hand edit; so does the next start after a crash. An
+        invalid edit, or a deleted file, is left for ``read()`` to quarantine or restore.
+        """
+        with self.locked() as txn:
+            if self.role != "watcher":
+                txn.read()
+                txn.write(pins)
+                return True
+            if not self._loaded and not self._load_baseline_if_edited():
+                txn.read()  # nothing edited while stopped: the ordinary first read
+            disk = _read_bytes(self.path)
+            if disk == self._known:
+                txn.read()
+                txn.write(pins)
+                return True
+            if disk is None:
+                return False
+            try:
+                edited = check_text(disk, self.validator)
+            except PinFileInvalid:
+                return False
+            agents = dict(pins.agents)
+            for agent_id, pin in edited.agents.items():
+                if agent_id in agents and self._good.agents.get(agent_id) != pin:
+                    agents[agent_id] = pin
+            rebased = pins.model_copy(update={"agents": agents})
+            if rebased == pins:  # formatting or model-section edits only: nothing to adopt
+                txn.read()
+                txn.write(pins)
+                return True
+            ours = pinfile.dumps(pins).encode()
+            data = pinfile.dumps(rebased).encode()
+            check_text(ours)
+            check_text(data, self.validator)
+            # Pin first: a crash before last-good follows leaves the rebased edit judged
+            # against the older last-good, and the operator's changes are still all it adds.
+            atomic_write_bytes(self.path, data, PIN_MODE)
+            atomic_write_bytes(self.last_good_path, ours, PIN_MODE)
+            self._known, self._good, self._good_bytes = ours, pins, ours
+            return False
+
+    def _load_baseline_if_edited(self) -> bool:
+        """First use, from ``write_keeping_edits``: if the pin file differs from a valid
+        ``last-good`` (an edit made while the watcher was stopped), take ``last-good`` as
+        what this store wrote without judging the edit, and return True. Otherwise change
+        nothing and return False (the ordinary first read handles those cases)."""
+        self._finish_interrupted_write()
+        baseline_bytes = _read_bytes(self.last_good_path)
+        disk = _read_bytes(self.path)
+        if baseline_bytes is None or disk is None or disk == baseline_bytes:
+            return False
+        try:
+            baseline = check_text(baseline_bytes)
+        except PinFileInvalid:
+            return False
+        self._loaded = True
+        self._good, self._good_bytes, self._known = baseline, baseline_bytes, baseline_bytes
+        return True
+
     @property
     def last_good(self) -> PinFile:
         """The last state this store wrote or accepted (empty before the first read)."""
@@ -315,9 +387,9 @@ class PinStore:
 
     def _write(self, pins: PinFile) -> None:
         data = pinfile.dumps(pins).encode()
-        check_text(data)  # never put an invalid file in front of the gateway
-        if data == self._known:
+        if data == self._known:  # already on disk, and checked when it was written
             return
+        check_text(data)  # never put an invalid file in front of the gateway
         if self.role == "operator":
             atomic_write_bytes(self.path, data, PIN_MODE)
         else:

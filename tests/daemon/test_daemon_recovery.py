@@ -1,0 +1,92 @@
+"""Recovery of effects a crash left pending, at the edges the SIGKILL soak rarely hits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from watcher import audit
+from watcher.config import load_settings
+from watcher.core.events import Hold, Release
+from watcher.daemon import Watcher
+
+CHAINS = {"nexus": ["ollama/glm-5.1:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"]}
+
+
+def _setup(tmp_path: Path) -> Path:
+    openclaw = {
+        "agents": {
+            "entries": {
+                a: {"model": {"primary": c[0], "fallbacks": c[1:]}} for a, c in CHAINS.items()
+            }
+        }
+    }
+    (tmp_path / "openclaw.json").write_text(json.dumps(openclaw))
+    (tmp_path / "log.txt").write_text("")
+    config = tmp_path / "watcher.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'gateway_config = "{tmp_path / "openclaw.json"}"\n'
+        f'[journal]\nsource = "file:{tmp_path / "log.txt"}"\nstart_at = "head"\n'
+        "[probes]\nenabled = false\n[metrics]\nenabled = false\n"
+    )
+    return config
+
+
+def test_audit_records_pending_behind_a_torn_tail_are_all_written_on_restart(
+    tmp_path: Path,
+) -> None:
+    config = _setup(tmp_path)
+    first = Watcher(load_settings(config))
+    first._carry_out = lambda pending, **_: None  # type: ignore[method-assign]  # dies here
+    first.apply(
+        [Hold("nexus", "ollama/glm-5:cloud", actor="alice"), Release("nexus", actor="alice")]
+    )
+    pending = json.loads((tmp_path / "state" / "core-state.json").read_text())["pending"]
+    records = pending["audit"]
+    assert len(records) >= 2
+    # The crash landed the first record whole and tore the second one mid-write.
+    first.audit.append(records[0]["type"], records[0]["data"])
+    with (tmp_path / "state" / "audit.jsonl").open("a") as log:
+        log.write('{"seq": 99, "type": "OPERATOR_OVERR')
+    first.intake.outbox.close()
+
+    second = Watcher(load_settings(config))
+    second.intake.outbox.close()
+    result = audit.verify(tmp_path / "state" / "audit.jsonl")
+    assert result.ok, result.sentence()
+    types = [
+        json.loads(line)["type"]
+        for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
+    ]
+    assert audit.TAIL_REPAIRED in types
+    landed = [t for t in types if t != audit.TAIL_REPAIRED]
+    assert landed[-len(records) :] == [r["type"] for r in records]  # none lost, none twice
+
+
+def test_a_pin_lock_held_past_the_timeout_delays_the_batch_but_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """flock(1) waiters can keep the watcher off the lock for longer than its timeout;
+    the daemon used to let filelock.Timeout kill the tail task (and exit 1)."""
+    import subprocess
+    import time
+
+    config = _setup(tmp_path)
+    watcher = Watcher(load_settings(config))
+    watcher.pins._flock.timeout = 0.2  # the store's 10 s, shortened for the test
+    lock = tmp_path / "state" / "fallback-state.json.lock"
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "0.8"])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # wait until flock(1) really holds it
+            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
+                break
+            time.sleep(0.01)
+        watcher.apply([Hold("nexus", "ollama/glm-5:cloud", actor="alice")])
+    finally:
+        holder.wait(5)
+    assert watcher.metrics.watcher.pin_lock_timeouts._value.get() >= 1
+    pins = json.loads((tmp_path / "state" / "fallback-state.json").read_text())
+    assert pins["agents"]["nexus"]["current_serving"] == "ollama/glm-5:cloud"
+    watcher.intake.outbox.close()
