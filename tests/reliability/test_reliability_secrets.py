@@ -96,12 +96,11 @@ def test_a_traceback_holding_a_registered_secret_is_redacted_in_the_log_line() -
     try:
         raise RuntimeError(f"GET http://127.0.0.1/bot{TOKEN}/getMe failed with {secret}")
     except RuntimeError:
-        record = logger.makeRecord(
-            logger.name, logging.ERROR, __file__, 1, "send failed", (), exc_info=True
-        )
         import sys
 
-        record.exc_info = sys.exc_info()
+        record = logger.makeRecord(
+            logger.name, logging.ERROR, __file__, 1, "send failed", (), exc_info=sys.exc_info()
+        )
     assert RedactingFilter().filter(record)
     line = formatter.format(record)
     assert "Traceback" in line and "RuntimeError" in line

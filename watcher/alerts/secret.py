@@ -50,7 +50,9 @@ def _redact_record(record: logging.LogRecord) -> None:
     cleaned = logsetup.redact(message)
     if cleaned != message:
         record.msg, record.args = cleaned, None
-    if record.exc_info and record.exc_info[1] is not None:
+    # exc_info is a (type, value, tb) tuple by the time Logger._log builds a record, but
+    # a direct makeRecord(..., exc_info=True) hands the factory the bare flag.
+    if isinstance(record.exc_info, tuple) and record.exc_info[1] is not None:
         text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
         cleaned_exc = logsetup.redact(text)
         if cleaned_exc != text:
