@@ -11,13 +11,15 @@ come in bursts: a burst is one repeat, not ten).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from watcher.core.policy import Policy
 
 
-@dataclass(frozen=True, slots=True)
-class Cooldown:
+class Cooldown(NamedTuple):
+    """The outcome of one throttle (a NamedTuple: one is built per throttle, and a
+    frozen dataclass's ``__init__`` costs three times as much)."""
+
     until: float
     level: int
     started: bool  # no cooldown was running before

@@ -5,7 +5,6 @@ The evidence rules and the failback rule are described in ``watcher.core.decide`
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from watcher.core.cooldown import next_cooldown
@@ -15,6 +14,7 @@ from watcher.core.events import (
     TrafficEvidence,
 )
 from watcher.core.evidence import ProbeResult
+from watcher.core.isotime import iso
 from watcher.core.pins import bring_up, clear_exhausted, exhaust, lane_extra, repin
 from watcher.core.state import (
     ModelHealth,
@@ -22,23 +22,33 @@ from watcher.core.state import (
 )
 from watcher.core.step import Cause, Decided, Step, event_time
 from watcher.core.transitions import Alert, TransitionType
-from watcher.pinfile import iso
 from watcher.records import Decision
 from watcher.taxonomy_table import TAXONOMY, FailureClass
 
 T = TransitionType
 
 
+# Plain ``str`` values of the enums, looked up instead of read through ``.value`` (an
+# enum property costs a Python call on every traffic event).
+_DECISION: dict[Decision, str] = {d: d.value for d in Decision}
+_CLASS: dict[FailureClass, str] = {c: c.value for c in FailureClass}
+# (health evidence, starts a cooldown) per class, in one lookup.
+_EVIDENCE: dict[FailureClass, tuple[bool, bool]] = {
+    c: (info.health_evidence, info.starts_cooldown) for c, info in TAXONOMY.items()
+}
+
+
 def on_traffic(step: Step, ev: TrafficEvidence, jitter: float) -> Decided:
     rec = ev.record
-    ref = str(rec.candidate)
+    candidate = rec.candidate
+    ref = f"{candidate.provider}/{candidate.model}"  # str(ModelRef), without the call
     agents = step.state.agents_by_model.get(ref)
-    if agents is None:
-        return step.finish(f"{rec.decision.value} of {ref}: in no agent's chain, ignored")
     decision = rec.decision
+    if agents is None:
+        return step.finish(f"{_DECISION[decision]} of {ref}: in no agent's chain, ignored")
     if decision is Decision.SKIP_CANDIDATE or decision is Decision.PROBE_COOLDOWN_CANDIDATE:
         return step.finish(
-            f"{decision.value} of {ref} ({rec.reason}): not evidence about the provider"
+            f"{_DECISION[decision]} of {ref} ({rec.reason}): not evidence about the provider"
         )
     ts = rec.ts
     at = step.now if ts is None or ts > step.now else ts
@@ -46,13 +56,18 @@ def on_traffic(step: Step, ev: TrafficEvidence, jitter: float) -> Decided:
         cause = Cause("traffic", ev.position, None, rec.reason, rec.detail, ev.catch_up)
         return _traffic_success(step, ref, at, cause)
     failure_class = ev.failure_class or FailureClass.UNKNOWN
-    info = TAXONOMY[failure_class]
-    if not info.health_evidence:
+    evidence, starts_cooldown = _EVIDENCE[failure_class]
+    if not evidence:
         return step.finish(
-            f"{ref} refused ({failure_class.value}, {rec.reason}): not evidence about the provider"
+            f"{ref} refused ({_CLASS[failure_class]}, {rec.reason}): "
+            "not evidence about the provider"
         )
-    cause = Cause("traffic", ev.position, failure_class.value, rec.reason, rec.detail, ev.catch_up)
-    return _traffic_failure(step, ev, ref, agents, at, failure_class, cause, jitter)
+    cause = Cause(
+        "traffic", ev.position, _CLASS[failure_class], rec.reason, rec.detail, ev.catch_up
+    )
+    return _traffic_failure(
+        step, ev, ref, agents, at, failure_class, starts_cooldown, cause, jitter
+    )
 
 
 def _traffic_success(step: Step, ref: str, at: float, cause: Cause) -> Decided:
@@ -80,6 +95,7 @@ def _traffic_failure(
     agents: tuple[str, ...],
     at: float,
     failure_class: FailureClass,
+    starts_cooldown: bool,
     cause: Cause,
     jitter: float,
 ) -> Decided:
@@ -89,34 +105,37 @@ def _traffic_failure(
     if health.last_traffic_ok is not False:
         _paid(step, ref, False, health, at, cause)
     last_failure = health.last_traffic_failure
+    occurrences = 1 + rec.suppressed_duplicates  # rec.occurrences, without the property
+    fail_count = health.fail_count + occurrences
     changes: dict[str, Any] = {
         "last_traffic_failure": at if last_failure is None or at > last_failure else last_failure,
         "last_traffic_ok": False,
-        "fail_count": health.fail_count + rec.occurrences,
+        "fail_count": fail_count,
         "last_event_at": at,
-        "failure_class": failure_class,
-        "reason": rec.reason,
     }
+    if health.failing:
+        changes["failure_class"] = failure_class
+        changes["reason"] = rec.reason
     if policy.traffic_rule and health.probe_streak:
         changes["probe_streak"] = 0
         changes["streak_started_at"] = None
         step.notes.append("probe streak reset by real traffic")
-    throttled = policy.cooldown and TAXONOMY[failure_class].starts_cooldown
+    throttled = policy.cooldown and starts_cooldown
     if throttled:
         changes.update(_throttle(step, ref, health, at, ev.retry_after_s, jitter, cause))
-    went_down = not health.failing and (throttled or changes["fail_count"] >= policy.fall)
+    went_down = not health.failing and (throttled or fail_count >= policy.fall)
     if went_down:
+        changes["failure_class"] = failure_class
+        changes["reason"] = rec.reason
         changes["failing"] = True
         changes["since"] = at
-    elif not health.failing:
-        del changes["failure_class"], changes["reason"]
     step.set_model(ref, evolve(health, **changes))
-    count = f" x{rec.occurrences}" if rec.occurrences > 1 else ""
-    head = f"{ref} failed in real traffic{count} ({failure_class.value}, {rec.reason})"
+    count = f" x{occurrences}" if occurrences > 1 else ""
+    head = f"{ref} failed in real traffic{count} ({_CLASS[failure_class]}, {rec.reason})"
     if went_down:
         repin(step, agents, at, cause)
     elif not health.failing:
-        step.notes.append(f"{changes['fail_count']}/{policy.fall} failures: still up")
+        step.notes.append(f"{fail_count}/{policy.fall} failures: still up")
     if rec.next is None:
         for agent_id in agents:
             agent = step.agents[agent_id]
@@ -126,7 +145,7 @@ def _traffic_failure(
         extra = lane_extra(step, agents, at)
         if extra:
             for key, alert in list(step.alerts.items()):
-                step.alerts[key] = replace(alert, extra={**alert.extra, **extra})
+                step.alerts[key] = evolve(alert, extra={**alert.extra, **extra})
     return step.finish(head)
 
 
@@ -204,7 +223,7 @@ def on_lane(step: Step, ev: LaneHintEvidence) -> Decided:
     if agent is None:
         return step.finish(f"lane line names unknown agent {rec.agent_id!r}, ignored")
     at = event_time(rec.ts, step.now)
-    step.set_agent(rec.agent_id, replace(agent, last_lane=rec.lane, last_lane_ts=at))
+    step.set_agent(rec.agent_id, evolve(agent, last_lane=rec.lane, last_lane_ts=at))
     step.dirty = False  # attribution is not part of the pin view
     return step.finish(f"lane line attributes the next failure to {rec.agent_id}")
 
@@ -243,7 +262,7 @@ def on_probe(step: Step, probe: ProbeResult, jitter: float) -> Decided:
         started = health.streak_started_at if health.probe_streak else at
         if streak >= policy.rise:
             return _bring_up_or_finish(step, ref, at, cause, streak)
-        step.set_model(ref, replace(health, probe_streak=streak, streak_started_at=started))
+        step.set_model(ref, evolve(health, probe_streak=streak, streak_started_at=started))
         return step.finish(
             f"probe {streak}/{policy.rise} of {ref} succeeded; waiting for {policy.rise} in a row"
         )
@@ -252,15 +271,15 @@ def on_probe(step: Step, probe: ProbeResult, jitter: float) -> Decided:
         return step.finish(
             f"probe of {ref} failed ({failure_class.value}): not evidence about the provider"
         )
-    cause = replace(cause, failure_class=failure_class.value)
-    updated = replace(health, probe_streak=0, streak_started_at=None)
+    cause = cause._replace(failure_class=failure_class.value)
+    updated = evolve(health, probe_streak=0, streak_started_at=None)
     if policy.cooldown and TAXONOMY[failure_class].starts_cooldown:
-        updated = replace(
+        updated = evolve(
             updated, **_throttle(step, ref, updated, at, probe.retry_after_s, jitter, cause)
         )
     head = f"probe of {ref} failed ({failure_class.value})"
     if not health.failing:
-        updated = replace(
+        updated = evolve(
             updated,
             failing=True,
             failure_class=failure_class,

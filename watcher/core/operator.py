@@ -126,7 +126,7 @@ def _set_serving(step: Step, agent_id: str, model: str, cause: Cause) -> str | N
         step, agent_id, before, step.agents[agent_id].serving, step.now, cause, action="set"
     )
     # The model counts healthy for everyone now: agents sharing it fail back normally.
-    repin(step, others, step.now, replace(cause, automatic=True))
+    repin(step, others, step.now, cause._replace(automatic=True))
     clear_exhausted(step, model, step.now)
     return None
 
@@ -140,7 +140,7 @@ def on_set_serving(step: Step, ev: SetServing) -> Decided:
 
 
 def on_failback_now(step: Step, ev: FailbackNow) -> Decided:
-    cause = replace(_operator_cause(ev.actor), evidence=ev.probe.probe_id)
+    cause = _operator_cause(ev.actor)._replace(evidence=ev.probe.probe_id)
     agent = step.agents.get(ev.agent)
     if agent is None:
         return _refuse(step, f"no agent {ev.agent!r}", cause)

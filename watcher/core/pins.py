@@ -7,7 +7,6 @@ in ``watcher.core.decide``; this module is their implementation.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 
 from watcher.core.flap import prune, score
 from watcher.core.policy import Policy
@@ -16,6 +15,7 @@ from watcher.core.state import (
     AgentState,
     ModelHealth,
     State,
+    evolve,
 )
 from watcher.core.step import Cause, Step
 from watcher.core.transitions import Alert, TransitionType
@@ -75,7 +75,7 @@ def repin(step: Step, agent_ids: Iterable[str], at: float, cause: Cause) -> None
             transitions = prune((*transitions, *marks), at, policy)
             flap = score(transitions, at, policy)
             if failback and not agent.flapping and flap >= policy.flap_high_pct:
-                agent = replace(agent, flapping=True, flap_score=flap)
+                agent = evolve(agent, flapping=True, flap_score=flap)
                 step.set_agent(agent_id, agent)
                 flap_alert(step, agent_id, agent, T.FLAPPING_START, at, cause)
                 frozen_target = pin_target(agent, step.models, step.now)
@@ -84,9 +84,9 @@ def repin(step: Step, agent_ids: Iterable[str], at: float, cause: Cause) -> None
                 target = frozen_target
                 new_i = chain.index(target)
                 failback = new_i < old_i
-            agent = replace(agent, flap_score=flap)
+            agent = evolve(agent, flap_score=flap)
         old_model = step.model(agent.serving)
-        moved = replace(
+        moved = evolve(
             agent,
             serving=target,
             transitions=transitions,
@@ -94,12 +94,12 @@ def repin(step: Step, agent_ids: Iterable[str], at: float, cause: Cause) -> None
             last_event_ts=at,
         )
         if failback and cause.automatic:
-            moved = replace(moved, last_failback_to=target, last_failback_at=at)
+            moved = evolve(moved, last_failback_to=target, last_failback_at=at)
         if new_i == 0:
-            moved = replace(moved, fallback_since=None, failure_class=None, reason=None)
+            moved = evolve(moved, fallback_since=None, failure_class=None, reason=None)
         elif old_i == 0 or not failback:
             fc = old_model.failure_class.value if old_model.failure_class else cause.failure_class
-            moved = replace(
+            moved = evolve(
                 moved,
                 fallback_since=moved.fallback_since if old_i else at,
                 failure_class=fc,
@@ -141,13 +141,13 @@ def repin(step: Step, agent_ids: Iterable[str], at: float, cause: Cause) -> None
             and not moved.flapping
             and moved.flap_score >= policy.flap_high_pct
         ):
-            moved = replace(moved, flapping=True)
+            moved = evolve(moved, flapping=True)
             step.set_agent(agent_id, moved)
             flap_alert(step, agent_id, moved, T.FLAPPING_START, at, cause)
 
 
 def exhaust(step: Step, agent_id: str, agent: AgentState, at: float, cause: Cause) -> None:
-    step.set_agent(agent_id, replace(agent, exhausted=True, last_event_ts=at))
+    step.set_agent(agent_id, evolve(agent, exhausted=True, last_event_ts=at))
     step.alert(
         Alert(
             type=T.HARD_FAILURE,
@@ -187,7 +187,7 @@ def clear_exhausted(step: Step, model: str, at: float) -> None:
     for agent_id in step.state.agents_by_model.get(model, ()):
         agent = step.agents[agent_id]
         if agent.exhausted and pin_target(agent, step.models, step.now) is not None:
-            step.set_agent(agent_id, replace(agent, exhausted=False, last_event_ts=at))
+            step.set_agent(agent_id, evolve(agent, exhausted=False, last_event_ts=at))
 
 
 def lane_extra(step: Step, agent_ids: tuple[str, ...], at: float) -> dict[str, str]:

@@ -7,8 +7,8 @@ Cards are grouped here (see ``Step.alert``): one card per kind of move per event
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from watcher.core.effects import AppendAudit, Effect, EnqueueAlert, WritePins
 from watcher.core.policy import Policy
@@ -17,10 +17,16 @@ from watcher.core.state import (
     AgentState,
     ModelHealth,
     State,
+    evolve,
 )
 from watcher.core.transitions import Alert, TransitionType
 
 T = TransitionType
+
+# WritePins carries no data: one shared instance (and a shared one-effect tuple) saves
+# an allocation per routine event; effects are compared by type, never by identity.
+_WRITE_PINS = WritePins()
+_PINS_ONLY: tuple[Effect, ...] = (_WRITE_PINS,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +39,12 @@ class Decided:
     sentence: str
 
 
-@dataclass(frozen=True, slots=True)
-class Cause:
-    """Why a move happens; it travels into the card and the audit record."""
+class Cause(NamedTuple):
+    """Why a move happens; it travels into the card and the audit record.
+
+    A NamedTuple rather than a frozen dataclass: every traffic event builds one, and a
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost about a
+    fifth of a routine decision. Still immutable; change a copy with ``_replace``."""
 
     kind: str  # traffic | probe | operator | tick | config | file
     evidence: str | None = None  # journal position or probe id
@@ -123,7 +132,7 @@ class Step:
         moves = {agent: (alert.from_model, alert.to_model) for agent in alert.agents}
         prior = self.alerts.get(key)
         if prior is not None:
-            self.alerts[key] = replace(prior, agents=tuple(sorted({*prior.agents, *alert.agents})))
+            self.alerts[key] = evolve(prior, agents=tuple(sorted({*prior.agents, *alert.agents})))
             self.moves[key].update(moves)
             return
         self.alerts[key] = alert
@@ -153,7 +162,7 @@ class Step:
         tos = {after for _, after in moves.values()}
         if len(froms) > 1 or len(tos) > 1:
             listed = "; ".join(f"{a}: {b} -> {t}" for a, (b, t) in sorted(moves.items()))
-            alert = replace(
+            alert = evolve(
                 alert,
                 from_model=alert.from_model if len(froms) == 1 else None,
                 to_model=alert.to_model if len(tos) == 1 else None,
@@ -176,6 +185,23 @@ class Step:
         return alert, audit
 
     def finish(self, head: str, *, quiet: bool = False) -> Decided:
+        if self.alerts or self.effects:
+            return self.finish_in_full(head, quiet=quiet)
+        # The routine event (a failure that moves no pin, a skip, a lane line): no cards
+        # to merge and describe, so no lists to build. Equal to ``finish_in_full`` (a
+        # test holds them to that).
+        notes = self.notes
+        if notes:
+            sentence = "; ".join((head, *notes)) + "."
+        elif quiet:
+            sentence = head + "."
+        else:
+            sentence = head + "; no pin changed."
+        return Decided(self._new_state(), _PINS_ONLY if self.dirty else (), sentence)
+
+    def finish_in_full(self, head: str, *, quiet: bool = False) -> Decided:
+        """``finish`` for a step with cards or other effects: cards merged, their audit
+        twins, then the other effects, then WritePins; the sentence describes each."""
         effects: list[Effect] = []
         described: list[str] = []
         for key in self.alerts:
@@ -185,20 +211,21 @@ class Step:
             described.append(describe(alert, self.moves[key]))
         effects.extend(self.effects)
         if self.dirty:
-            effects.append(WritePins())
-        if self._models_copied or self._agents_copied:
-            state = State(
-                chains=self.state.chains,
-                agents=self.agents,
-                models=self.models,
-                agents_by_model=self.state.agents_by_model,
-            )
-        else:
-            state = self.state
+            effects.append(_WRITE_PINS)
         parts = [head, *self.notes, *described]
         if not described and not self.notes and not quiet:
             parts.append("no pin changed")
-        return Decided(state, tuple(effects), "; ".join(parts) + ".")
+        return Decided(self._new_state(), tuple(effects), "; ".join(parts) + ".")
+
+    def _new_state(self) -> State:
+        if not self._models_copied and not self._agents_copied:
+            return self.state
+        return State(
+            chains=self.state.chains,
+            agents=self.agents,
+            models=self.models,
+            agents_by_model=self.state.agents_by_model,
+        )
 
 
 def describe(alert: Alert, moves: Mapping[str, tuple[str | None, str | None]]) -> str:
