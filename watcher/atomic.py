@@ -28,8 +28,13 @@ def write_fully(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
+def atomic_write_bytes(
+    path: Path, data: bytes, mode: int = 0o640, *, sync_dir: bool = True
+) -> None:
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    ``sync_dir=False`` leaves the directory fsync to the caller, who must do it after
+    a later rename in the same directory (one fsync then covers both renames)."""
     path = Path(path)
     directory = path.parent
     tmp = directory / f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}"
@@ -45,7 +50,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o640) -> None:
         raise
     os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(directory)
+    if sync_dir:
+        fsync_dir(directory)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o640) -> None:

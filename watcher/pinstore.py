@@ -398,7 +398,10 @@ class PinStore:
             )
             _write_synced(staged, data)
             try:
-                atomic_write_bytes(self.last_good_path, data, PIN_MODE)
+                # One directory fsync after both renames: they are in the same directory,
+                # so a crash (or power loss: the journalling filesystems order them)
+                # leaves at most the second undone, which the next start finishes.
+                atomic_write_bytes(self.last_good_path, data, PIN_MODE, sync_dir=False)
                 os.replace(staged, self.path)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
