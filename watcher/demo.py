@@ -44,6 +44,8 @@ CHAINS = {
 }
 DEMO_TOKEN = "123456:DEMO-not-a-real-token"  # noqa: S105 - the fake Bot API's
 CHAT_ID = 4242
+OPERATOR_ID = 777001  # the allowlisted Telegram user of the demo
+STRANGER_ID = 666013
 
 
 def _say(text: str = "") -> None:
@@ -219,7 +221,10 @@ async def _live(root: Path, seconds: float) -> int:
         f"{datetime.now(UTC).isoformat(timespec='milliseconds')} [gateway] listening on 127.0.0.1"
     )
     config = root / "watcher.toml"
-    config.write_text(_config(root, journal_spec, bot))
+    config.write_text(
+        _config(root, journal_spec, bot)
+        + f"\n[control]\nenabled = true\nallowed_user_ids = [{OPERATOR_ID}]\n"
+    )
     env = {**os.environ, "DEMO_BOT_TOKEN": DEMO_TOKEN, "DEMO_DEEPSEEK_KEY": "demo-key-123456"}
     daemon_log = (root / "daemon.log").open("w")
     cmd = [sys.executable, "-m", "watcher.cli", "run", "--config", str(config)]
@@ -233,6 +238,11 @@ async def _live(root: Path, seconds: float) -> int:
         gateway = DemoGateway(fake, state / "fallback-state.json", write)
         start = time.monotonic()
         phase = "calm"
+        commands = [  # (at t, who, text): the operator and a stranger in the alerts chat
+            (5.0, OPERATOR_ID, "/status"),
+            (6.0, STRANGER_ID, "/release nexus"),
+            (seconds - 4.0, OPERATOR_ID, "/hold hermes ollama/glm-5:cloud 1h demo hold"),
+        ]
         while (t := time.monotonic() - start) < seconds:
             if t >= 3 and phase == "calm":
                 phase = "throttle"
@@ -247,6 +257,11 @@ async def _live(root: Path, seconds: float) -> int:
                 phase = "recovered"
                 _say(f"  t={t:4.1f}s  the throttle ends; the primary serves traffic again")
                 fake.script(PRIMARY.partition("/")[2], traffic=Reply.ok(), probe=Reply.ok())
+            while commands and t >= commands[0][0]:
+                _, user, text = commands.pop(0)
+                who = "the operator" if user == OPERATOR_ID else "a stranger"
+                _say(f"  t={t:4.1f}s  {who} sends {text!r} in the Telegram chat")
+                bot.push_message(text, user_id=user, chat_id=CHAT_ID)
             for agent in CHAINS:
                 await gateway.turn(agent)
             await asyncio.sleep(0.5)
@@ -261,10 +276,19 @@ async def _live(root: Path, seconds: float) -> int:
     bot.stop()
     _say(f"  the daemon drained and exited with code {code} after SIGTERM")
     _say()
-    _say(f"Cards Telegram received ({len(messages)}):")
-    for m in messages:
+    cards = [m for m in messages if m.reply_to is None]
+    replies = [m for m in messages if m.reply_to is not None]
+    _say(f"Cards Telegram received ({len(cards)}):")
+    for m in cards:
         title = m.text.splitlines()[0] if m.text else ""
-        _say(f"  - {_strip_tags(title)}")
+        buttons = _button_labels(m.reply_markup)
+        _say(f"  - {_strip_tags(title)}" + (f"  [buttons: {buttons}]" if buttons else ""))
+    _say()
+    _say(f"Replies to Telegram commands ({len(replies)}):")
+    for m in replies:
+        lines = _strip_tags(m.text).splitlines()
+        more = f"  (+{len(lines) - 3} more lines)" if len(lines) > 3 else ""
+        _say("  - " + " / ".join(line.strip() for line in lines[:3] if line.strip()) + more)
     _say()
     status = subprocess.run(
         [sys.executable, "-m", "watcher.cli", "status", "--config", str(config)],
@@ -284,7 +308,14 @@ async def _live(root: Path, seconds: float) -> int:
     )
     _say(f"  daemon log:                  {root / 'daemon.log'}")
     _say(f"  status again:                failover-watcher status --config {config}")
-    return 0 if code == 0 and messages else 1
+    return 0 if code == 0 and cards and replies else 1
+
+
+def _button_labels(markup: Any) -> str:
+    if not isinstance(markup, dict):
+        return ""
+    rows = markup.get("inline_keyboard") or []
+    return ", ".join(str(b.get("text", "")) for row in rows for b in row)
 
 
 def _strip_tags(text: str) -> str:
