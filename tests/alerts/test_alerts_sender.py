@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,19 +75,19 @@ async def test_a_telegram_outage_delivers_everything_afterwards_in_order_exactly
     sender = make_sender(outbox)
     task = asyncio.create_task(sender.run())
     intake = intake_for(outbox, metrics, on_enqueue=sender.notify)
-    enqueue_latency = []
     expected = []
     for n in range(30):
         agent = f"agent-{n % 3}"
         kind = T.FALLBACK_FIRED if (n // 3) % 2 == 0 else T.RECOVERY
         a = alert(kind, agent=agent, ts=T0 + n, detail=f"seq {n}")
-        started = time.perf_counter()
         intake.submit(a, now=T0 + n * 61)  # past the dedup window: every card goes out
-        enqueue_latency.append(time.perf_counter() - started)
         expected.append(f"seq {n}")
         await asyncio.sleep(0.05)
     assert fake.messages == []
     assert sent_value(metrics, "failed", event="FALLBACK_FIRED") > 0
+    # The producer never waited on Telegram: every card was taken while it was down.
+    # (How long a submit takes is bench/latency.py's business, never a test's.)
+    assert outbox.depth() == 30
     fake.come_up()
     try:
         async with asyncio.timeout(10):
@@ -101,7 +100,6 @@ async def test_a_telegram_outage_delivers_everything_afterwards_in_order_exactly
     got = [line for m in fake.messages for line in m.plain_text.splitlines() if "seq" in line]
     assert got == expected  # all, once each, in order (so in order per agent)
     assert all(REPEAT_NOTE not in m.text for m in fake.messages)  # refused = not delivered
-    assert max(enqueue_latency) < 0.25  # the producer never waits on Telegram
 
 
 async def test_html_injection_in_a_detail_arrives_escaped(
