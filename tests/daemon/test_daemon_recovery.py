@@ -90,3 +90,49 @@ def test_a_pin_lock_held_past_the_timeout_delays_the_batch_but_loses_nothing(
     pins = json.loads((tmp_path / "state" / "fallback-state.json").read_text())
     assert pins["agents"]["nexus"]["current_serving"] == "ollama/glm-5:cloud"
     watcher.intake.outbox.close()
+
+
+def test_a_card_raised_before_a_flap_starts_in_the_same_batch_is_not_suppressed_as_flapping(
+    tmp_path: Path,
+) -> None:
+    """The dedup's flap rule must see who was flapping right after the event that raised
+    the card, not after the whole batch: otherwise batching (and, across a crash, where
+    the kill fell) decides whether an early RECOVERY is sent."""
+    from watcher.evidence import to_event
+    from watcher.parse import parse_line
+
+    config = _setup(tmp_path)
+    with config.open("a") as fh:
+        fh.write(
+            "[policy]\nflap_full_scale = 8\nflap_high_pct = 50\nflap_low_pct = 25\n"
+            "flap_bounce_s = 0\n"
+        )
+    primary, fallback = CHAINS["nexus"][0], CHAINS["nexus"][1]
+    head = "[model-fallback/decision] model fallback decision: decision="
+    fail = (
+        f"{head}candidate_failed requested={primary} candidate={primary} "
+        f"reason=server_error next={fallback} detail=503 upstream unavailable"
+    )
+    ok = (
+        f"{head}candidate_succeeded requested={primary} candidate={primary} "
+        "reason=unknown next=none"
+    )
+    watcher = Watcher(load_settings(config))
+    seen: list[list[tuple[int, dict[str, object]]]] = []
+    carry_out = watcher._carry_out
+
+    def record(pending, **kw):  # type: ignore[no-untyped-def]
+        seen.append(list(pending.alerts))
+        carry_out(pending, **kw)
+
+    watcher._carry_out = record  # type: ignore[method-assign]
+    events = [to_event(parse_line(line)) for line in [fail, ok] * 4]
+    watcher.apply([e for e in events if e is not None])
+    alerts = [data for batch in seen for _, data in batch]
+    types = [a["type"] for a in alerts]
+    assert "FLAPPING_START" in types, types
+    start = types.index("FLAPPING_START")
+    assert "RECOVERY" in types[:start], types
+    sent = [c.event for c in watcher.intake.outbox.cards()]
+    assert "RECOVERY" in sent, sent  # raised before the flap: announced, not hidden
+    watcher.intake.outbox.close()
