@@ -14,6 +14,7 @@ import pytest
 from watcher.cli import main
 from watcher.config import load_settings
 from watcher.daemon import Watcher
+from watcher.testing.file_world import write_file_world
 
 CHAINS = {
     "nexus": ["ollama/glm-5.1:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"],
@@ -28,22 +29,7 @@ FAIL = (
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Path:
-    openclaw = {
-        "agents": {
-            "entries": {
-                a: {"model": {"primary": c[0], "fallbacks": c[1:]}} for a, c in CHAINS.items()
-            }
-        },
-        "models": {"providers": {"ollama": {"baseUrl": "http://127.0.0.1:9", "api": "ollama"}}},
-    }
-    (tmp_path / "openclaw.json").write_text(json.dumps(openclaw))
-    (tmp_path / "log.txt").write_text("")
-    (tmp_path / "watcher.toml").write_text(
-        f'state_dir = "{tmp_path / "state"}"\n'
-        f'gateway_config = "{tmp_path / "openclaw.json"}"\n'
-        f'[journal]\nsource = "file:{tmp_path / "log.txt"}"\nstart_at = "head"\n'
-        "[probes]\nenabled = false\n[metrics]\nenabled = false\n"
-    )
+    write_file_world(tmp_path, CHAINS)
     return tmp_path
 
 

@@ -9,28 +9,13 @@ from watcher import audit
 from watcher.config import load_settings
 from watcher.core.events import Hold, Release
 from watcher.daemon import Watcher
+from watcher.testing.file_world import write_file_world
 
 CHAINS = {"nexus": ["ollama/glm-5.1:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"]}
 
 
 def _setup(tmp_path: Path) -> Path:
-    openclaw = {
-        "agents": {
-            "entries": {
-                a: {"model": {"primary": c[0], "fallbacks": c[1:]}} for a, c in CHAINS.items()
-            }
-        }
-    }
-    (tmp_path / "openclaw.json").write_text(json.dumps(openclaw))
-    (tmp_path / "log.txt").write_text("")
-    config = tmp_path / "watcher.toml"
-    config.write_text(
-        f'state_dir = "{tmp_path / "state"}"\n'
-        f'gateway_config = "{tmp_path / "openclaw.json"}"\n'
-        f'[journal]\nsource = "file:{tmp_path / "log.txt"}"\nstart_at = "head"\n'
-        "[probes]\nenabled = false\n[metrics]\nenabled = false\n"
-    )
-    return config
+    return write_file_world(tmp_path, CHAINS)
 
 
 def test_audit_records_pending_behind_a_torn_tail_are_all_written_on_restart(

@@ -25,6 +25,7 @@ from watcher.daemon import SNAPSHOT_FILENAME, Watcher
 from watcher.evidence import to_event
 from watcher.parse import parse_line
 from watcher.pinfile import from_iso
+from watcher.testing.file_world import write_file_world
 
 PRIMARY = "ollama/glm-5.1:cloud"
 FALLBACK = "deepseek/deepseek-v4-flash"
@@ -66,25 +67,11 @@ class Clocks:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    openclaw = {
-        "agents": {
-            "entries": {
-                a: {"model": {"primary": c[0], "fallbacks": c[1:]}} for a, c in CHAINS.items()
-            }
-        },
-        "models": {"providers": {"ollama": {"baseUrl": "http://127.0.0.1:9", "api": "ollama"}}},
-    }
-    (tmp_path / "openclaw.json").write_text(json.dumps(openclaw))
-    (tmp_path / "log.txt").write_text("")
-    path = tmp_path / "watcher.toml"
-    path.write_text(
-        f'state_dir = "{tmp_path / "state"}"\n'
-        f'gateway_config = "{tmp_path / "openclaw.json"}"\n'
-        f'[journal]\nsource = "file:{tmp_path / "log.txt"}"\nstart_at = "head"\n'
-        f"[policy]\ncooldown_base_s = {COOLDOWN_S}\nrise = 2\nprobe_interval_s = 30\n"
-        "[probes]\nenabled = false\n[metrics]\nenabled = false\n"
+    return write_file_world(
+        tmp_path,
+        CHAINS,
+        extra_toml=f"[policy]\ncooldown_base_s = {COOLDOWN_S}\nrise = 2\nprobe_interval_s = 30\n",
     )
-    return path
 
 
 class Daemon:

@@ -25,6 +25,7 @@ from watcher.daemon import Watcher
 from watcher.pinfile import AgentPin, PinFile
 from watcher.pinfile import Hold as PinHold
 from watcher.pinstore import PIN_FILENAME, AdoptedEdit, PinStore, RejectedEdit
+from watcher.testing.file_world import write_file_world
 
 pytestmark = pytest.mark.skipif(
     shutil.which("jq") is None or shutil.which("flock") is None, reason="needs jq and flock"
@@ -65,24 +66,7 @@ class EditAfterRead(Watcher):
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    openclaw = {
-        "agents": {
-            "entries": {
-                a: {"model": {"primary": c[0], "fallbacks": c[1:]}} for a, c in CHAINS.items()
-            }
-        },
-        "models": {"providers": {"ollama": {"baseUrl": "http://127.0.0.1:9", "api": "ollama"}}},
-    }
-    (tmp_path / "openclaw.json").write_text(json.dumps(openclaw))
-    (tmp_path / "log.txt").write_text("")
-    path = tmp_path / "watcher.toml"
-    path.write_text(
-        f'state_dir = "{tmp_path / "state"}"\n'
-        f'gateway_config = "{tmp_path / "openclaw.json"}"\n'
-        f'[journal]\nsource = "file:{tmp_path / "log.txt"}"\nstart_at = "head"\n'
-        "[probes]\nenabled = false\n[metrics]\nenabled = false\n"
-    )
-    return path
+    return write_file_world(tmp_path, CHAINS)
 
 
 @pytest.fixture

@@ -1,0 +1,38 @@
+"""The smallest world an in-process ``Watcher`` runs in: chains, a text log, a config.
+
+Tests that drive ``Watcher.apply`` directly (no journal, no fakes) all need the same
+three files: an ``openclaw.json`` with the agents' chains, an empty gateway log for the
+``file:`` source, and a ``watcher.toml`` pointing at both with probes and metrics off.
+``write_file_world`` writes them under ``root`` and returns the config's path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def write_file_world(
+    root: Path, chains: Mapping[str, Sequence[str]], *, extra_toml: str = ""
+) -> Path:
+    """``extra_toml``: more tables (``[policy]``, ``[alerts]``, ...) appended as given."""
+    openclaw = {
+        "agents": {
+            "entries": {
+                agent: {"model": {"primary": chain[0], "fallbacks": list(chain[1:])}}
+                for agent, chain in chains.items()
+            }
+        },
+        "models": {"providers": {"ollama": {"baseUrl": "http://127.0.0.1:9", "api": "ollama"}}},
+    }
+    (root / "openclaw.json").write_text(json.dumps(openclaw))
+    (root / "log.txt").write_text("")
+    config = root / "watcher.toml"
+    config.write_text(
+        f'state_dir = "{root / "state"}"\n'
+        f'gateway_config = "{root / "openclaw.json"}"\n'
+        f'[journal]\nsource = "file:{root / "log.txt"}"\nstart_at = "head"\n'
+        "[probes]\nenabled = false\n[metrics]\nenabled = false\n" + extra_toml
+    )
+    return config
