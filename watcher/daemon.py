@@ -293,9 +293,11 @@ class Watcher:
                     self._alert_seq += 1
                     # Who is flapping right after *this* event, not after the batch: the
                     # dedup's flap rule must not depend on batching or on where a crash fell.
-                    flapping = sorted(a for a, st in self.state.agents.items() if st.flapping)
                     pending.alerts.append(
-                        (self._alert_seq, {**effect.alert.to_json(), "_flapping": flapping})
+                        (
+                            self._alert_seq,
+                            {**effect.alert.to_json(), "_flapping": self._flapping_agents()},
+                        )
                     )
                     self.metrics.watcher.transitions.labels(effect.alert.type.value).inc()
                     noteworthy = True
@@ -356,9 +358,9 @@ class Watcher:
             # event that raised the alert: the flap rule of the dedup must not depend on
             # how the journal was batched or where a crash fell.
             fields = dict(data)
-            flapping = fields.pop("_flapping", None)
+            flapping = fields.pop("_flapping", None)  # absent in snapshots of older runs
             if flapping is None:
-                flapping = [agent for agent, s in self.state.agents.items() if s.flapping]
+                flapping = self._flapping_agents()
             alerts.append((Alert.from_json(fields), flapping))
             last_seq = max(last_seq, seq)
         if alerts:
@@ -408,15 +410,12 @@ class Watcher:
                     DEFAULT_LOCK_TIMEOUT,
                 )
 
-    def _carry_out_alert(
-        self,
-        alert: Alert,
-        meta: dict[str, str] | None = None,
-        flapping: list[str] | None = None,
-    ) -> None:
-        if flapping is None:
-            flapping = [agent for agent, s in self.state.agents.items() if s.flapping]
-        self.intake.submit(alert, now=self.clock(), flapping=flapping, meta=meta)
+    def _carry_out_alert(self, alert: Alert) -> None:
+        """An alert the shell raises itself (audit set aside, probe budget spent)."""
+        self.intake.submit(alert, now=self.clock(), flapping=self._flapping_agents())
+
+    def _flapping_agents(self) -> list[str]:
+        return sorted(agent for agent, s in self.state.agents.items() if s.flapping)
 
     def _update_gauges(self, now: float) -> None:
         w = self.metrics.watcher
