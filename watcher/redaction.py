@@ -143,10 +143,6 @@ def redact(text: str, *, long_runs: bool = True) -> str:
     return scrub(text, long_runs=long_runs)
 
 
-def redact_optional(text: str | None) -> str | None:
-    return None if text is None else redact(text)
-
-
 def register_provider_secrets(
     directory: Iterable[Any], environ: Mapping[str, str] | None = None
 ) -> int:

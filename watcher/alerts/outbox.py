@@ -345,13 +345,6 @@ class Outbox:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
-    def set_metas(self, values: Mapping[str, str]) -> None:
-        """Several meta keys in one transaction: bookkeeping that must land together
-        (the dedup state and the daemon's alert sequence) or not at all."""
-        with self._tx() as db:
-            for key, value in values.items():
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
     def take_dropped_unreported(self, upto: int) -> None:
         """The sender told the operator about ``upto`` dropped cards."""
         with self._tx() as db:

@@ -74,7 +74,6 @@ class MuteCommand:
 
 
 Command = StatusCommand | HelpCommand | HoldCommand | ReleaseCommand | FailbackCommand | MuteCommand
-CHANGES_STATE = (HoldCommand, ReleaseCommand, FailbackCommand, MuteCommand)
 NOTE_MAX = 200
 
 

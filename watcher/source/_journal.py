@@ -541,10 +541,8 @@ class JournalSource(Source):
                     "entry read", exc.strerror or exc)
         end = self._pending_end
         saved = (SavedPosition(end[0], end[1], "journal") if end is not None else None)
-        pending, pending_end = self._pending, self._pending_end
-        self._close_reader()
+        self._close_reader()  # the entries already scanned stay pending: they were read
         self._open_reader(empty_at_start=False, saved=saved)
-        self._pending, self._pending_end = pending, pending_end
         return self._scan()  # raises again if the journal is still unreadable
 
     def _read_ahead(self) -> None:
