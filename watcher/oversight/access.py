@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from watcher.alerts.pacing import TokenBucket
+
 
 @dataclass(frozen=True)
 class Allowlist:
@@ -33,18 +35,17 @@ class RateLimit:
 
     per_minute: float
     burst: int
-    _buckets: dict[int, tuple[float, float]] = field(default_factory=dict)  # tokens, at
+    _buckets: dict[int, TokenBucket] = field(default_factory=dict)
 
     def take(self, user_id: int, now: float) -> float:
         """Spend one action: 0.0 if allowed, else the seconds until one is."""
-        rate = self.per_minute / 60.0
-        tokens, at = self._buckets.get(user_id, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + max(0.0, now - at) * rate)
-        if tokens >= 1.0:
-            self._buckets[user_id] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[user_id] = (tokens, now)
-        return (1.0 - tokens) / rate
+        bucket = self._buckets.get(user_id)
+        if bucket is None:
+            bucket = self._buckets[user_id] = TokenBucket(self.per_minute / 60.0, self.burst, now)
+        wait = bucket.wait_time(now)
+        if wait == 0.0:
+            bucket.take(now)
+        return wait
 
 
 def is_stale(issued_at: float, now: float, ttl_s: float) -> bool:

@@ -60,7 +60,9 @@ class Acts:
         self.watcher = watcher
 
     def _apply(self, event: Event, now: float) -> str:
-        return _reply(self.watcher.apply([event], now=now))
+        # ``apply`` decides hand edits of the pin file it finds first; the operator's
+        # own event is decided last, so its sentence is the one to answer with.
+        return _reply(self.watcher.apply([event], now=now)[-1:])
 
     def refuse(self, actor: str, action: str, why: str, chat: int | None, now: float) -> None:
         """Audit a refused attempt (stranger, stale button or command)."""

@@ -286,7 +286,7 @@ class TelegramControl:
             await self._reply(message, HELP)
             return
         if isinstance(cmd, StatusCommand):
-            await self._reply(message, self.status_text(now), html=True)
+            await self._reply(message, await self.status_text(now), html=True)
             return
         age = now - message.date.timestamp()
         if age > self.config.command_ttl_s:
@@ -304,11 +304,11 @@ class TelegramControl:
             return
         await self._reply(message, await self.acts.run(cmd, actor, now))
 
-    def status_text(self, now: float) -> str:
+    async def status_text(self, now: float) -> str:
         from watcher.status import collect
 
-        try:
-            return render_status(collect(self.watcher.state_dir, now))
+        try:  # file and SQLite reads: off the loop the journal tail runs on
+            return render_status(await asyncio.to_thread(collect, self.watcher.state_dir, now))
         except FileNotFoundError:
             return "The watcher has not written its state yet."
 
