@@ -40,8 +40,7 @@ _EVIDENCE: dict[FailureClass, tuple[bool, bool]] = {
 
 def on_traffic(step: Step, ev: TrafficEvidence, jitter: float) -> Decided:
     rec = ev.record
-    candidate = rec.candidate
-    ref = f"{candidate.provider}/{candidate.model}"  # str(ModelRef), without the call
+    ref = str(rec.candidate)
     agents = step.state.agents_by_model.get(ref)
     decision = rec.decision
     if agents is None:
@@ -105,7 +104,7 @@ def _traffic_failure(
     if health.last_traffic_ok is not False:
         _paid(step, ref, False, health, at, cause)
     last_failure = health.last_traffic_failure
-    occurrences = 1 + rec.suppressed_duplicates  # rec.occurrences, without the property
+    occurrences = rec.occurrences
     fail_count = health.fail_count + occurrences
     changes: dict[str, Any] = {
         "last_traffic_failure": at if last_failure is None or at > last_failure else last_failure,
