@@ -413,17 +413,6 @@ class FakeBotApi:
         """The parameters of every ``answerCallbackQuery`` (``text``, ``show_alert``)."""
         return [c.params for c in self.calls if c.method == "answerCallbackQuery"]
 
-    def wait_for(self, predicate: Any, timeout: float = 5.0, what: str = "condition") -> Any:
-        """Poll ``predicate()`` until it returns something true (or raise TimeoutError)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}")
-            time.sleep(0.02)
-
     @property
     def messages(self) -> list[SentMessage]:
         with self._lock:
