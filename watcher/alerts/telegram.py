@@ -296,14 +296,12 @@ class TelegramSender:
         if wait > 0:
             return f"paced: next card in {wait:.2f}s", wait, False
         text, dropped = await self._db(self._decorate, card)
-        markup = await self._db(self._markup, card)
+        # Buttons only when [control] installed the hook: no extra thread hop without.
+        markup = None if self.markup_for is None else await self._db(self._markup, card)
         await self._db(self.outbox.mark_sending, card.id, chat)
         self.rate_limit.take(chat, self.clock())
         try:
-            if markup is None:
-                message_id = await self.api.send_card(chat, text, self.thread_id)
-            else:
-                message_id = await self.api.send_card(chat, text, self.thread_id, markup)
+            message_id = await self.api.send_card(chat, text, self.thread_id, markup)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
