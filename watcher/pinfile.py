@@ -12,7 +12,8 @@ order. It does no I/O: ``watcher.pinstore`` reads and writes the file.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,8 +23,33 @@ SCHEMA_VERSION: Literal[1] = 1
 HealthState = Literal["healthy", "failing", "throttled", "flapping"]
 
 
+_EPOCH_DAY = date(1970, 1, 1)
+_YEAR_10000 = 253_402_300_800  # datetime's range ends just before
+
+
+@lru_cache(maxsize=256)
+def _day(days: int) -> str:
+    return (_EPOCH_DAY + timedelta(days=days)).isoformat()
+
+
 def iso(ts: float | None) -> str | None:
-    """Epoch seconds -> ``2026-05-20T14:38:00Z`` (None stays None)."""
+    """Epoch seconds -> ``2026-05-20T14:38:00Z`` (None stays None).
+
+    On the decision core's hot path (cooldown sentences, the pin view of every batch),
+    so the date is cached per day and the time of day is arithmetic; anything outside
+    1970..9999 (or NaN) takes ``iso_by_datetime``, which raises as datetime does."""
+    if ts is None:
+        return None
+    if ts == ts and 0 <= ts < _YEAR_10000:  # not NaN, in range: int() cannot fail
+        days, sec = divmod(int(ts), 86_400)
+        hours, sec = divmod(sec, 3_600)
+        minutes, sec = divmod(sec, 60)
+        return f"{_day(days)}T{hours:02d}:{minutes:02d}:{sec:02d}Z"
+    return iso_by_datetime(ts)
+
+
+def iso_by_datetime(ts: float | None) -> str | None:
+    """The reference formatting ``iso`` must equal for every input."""
     if ts is None:
         return None
     return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

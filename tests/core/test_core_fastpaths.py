@@ -1,8 +1,8 @@
 """The core's hot-path shortcuts equal the slow paths they replace (issue 10).
 
 ``decide`` runs once per traffic event, so a few helpers take shortcuts: ``evolve``
-instead of ``dataclasses.replace``, ``core.isotime.iso`` instead of
-``pinfile.iso``, and ``Step.finish`` skipping card assembly when there are no cards.
+instead of ``dataclasses.replace``, ``pinfile.iso``'s cached-day path instead of
+a datetime ``strftime``, and ``Step.finish`` skipping card assembly when there are no cards.
 Each must give exactly what the slow path gives, for every input.
 """
 
@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.core.isotime import iso as fast_iso
 from watcher.core.policy import Policy
 from watcher.core.state import HEALTHY, AgentState, ModelHealth, evolve, initial_state
 from watcher.core.step import Step
 from watcher.core.transitions import Alert, TransitionType
-from watcher.pinfile import iso as slow_iso
+from watcher.pinfile import iso as fast_iso
+from watcher.pinfile import iso_by_datetime as slow_iso
 from watcher.taxonomy_table import FailureClass
 
 timestamps = st.one_of(

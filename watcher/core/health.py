@@ -14,7 +14,6 @@ from watcher.core.events import (
     TrafficEvidence,
 )
 from watcher.core.evidence import ProbeResult
-from watcher.core.isotime import iso
 from watcher.core.pins import bring_up, clear_exhausted, exhaust, lane_extra, repin
 from watcher.core.state import (
     ModelHealth,
@@ -22,6 +21,7 @@ from watcher.core.state import (
 )
 from watcher.core.step import Cause, Decided, Step, event_time
 from watcher.core.transitions import Alert, TransitionType
+from watcher.pinfile import iso
 from watcher.records import Decision
 from watcher.taxonomy_table import TAXONOMY, FailureClass
 

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar, cast
 
-from watcher.core.isotime import iso
-from watcher.pinfile import AgentPin, HealthState, ModelHealthRecord, PinFile
+from watcher.pinfile import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
 from watcher.pinfile import Hold as PinHold
 from watcher.taxonomy_table import FailureClass
 
