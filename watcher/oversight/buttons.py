@@ -60,7 +60,17 @@ WITH_BUTTONS = frozenset(
         TransitionType.HARD_FAILURE,
     }
 )
-LABELS = {"hold": "Hold on fallback 1 h", "failback": "Fail back now", "mute": "Mute 30 min"}
+
+
+def _spoken(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
+LABELS = {
+    "hold": f"Hold on fallback {_spoken(HOLD_BUTTON_S)}",
+    "failback": "Fail back now",
+    "mute": f"Mute {_spoken(MUTE_BUTTON_S)}",
+}
 
 
 @dataclass(frozen=True)
@@ -79,10 +89,11 @@ class Button:
         if self.action == "hold":
             model = self.payload.get("model")
             on = f" on {model}" if model else " on the model serving it now"
-            return f"hold {agents}{on} for 1 h"
+            return f"hold {agents}{on} for {_spoken(float(self.payload['duration_s']))}"
         if self.action == "failback":
             return f"probe the primary of {agents} now and fail back if it answers"
-        return f"mute cards with key {self.payload.get('key')} for 30 min"
+        key, duration = self.payload.get("key"), float(self.payload["duration_s"])
+        return f"mute cards with key {key} for {_spoken(duration)}"
 
 
 @dataclass(frozen=True)
