@@ -8,12 +8,31 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from watcher.core.events import ChainStoppedEvidence, LaneHintEvidence, TrafficEvidence
-from watcher.records import ChainStopped, FallbackDecision, LaneHint, ParseResult
+from watcher.core.events import (
+    ChainStoppedEvidence,
+    LaneHintEvidence,
+    OutcomeEvidence,
+    PluginStateEvidence,
+    TrafficEvidence,
+)
+from watcher.records import (
+    ChainStopped,
+    FallbackDecision,
+    LaneHint,
+    ParseResult,
+    PluginState,
+    RunOutcome,
+)
 from watcher.redaction import redact
-from watcher.taxonomy import classify
+from watcher.taxonomy import classify, classify_outcome
 
-Evidence = TrafficEvidence | ChainStoppedEvidence | LaneHintEvidence
+Evidence = (
+    TrafficEvidence
+    | ChainStoppedEvidence
+    | LaneHintEvidence
+    | OutcomeEvidence
+    | PluginStateEvidence
+)
 
 
 def to_event(
@@ -54,4 +73,33 @@ def to_event(
             if error != record.error:
                 record = replace(record, error=error)
         return LaneHintEvidence(record, position=position, catch_up=catch_up)
+    if isinstance(record, RunOutcome):
+        return _outcome(record, position, catch_up)
+    if isinstance(record, PluginState):
+        return PluginStateEvidence(record, position=position, catch_up=catch_up)
     return None
+
+
+def _outcome(record: RunOutcome, position: str | None, catch_up: bool) -> OutcomeEvidence:
+    """Classify the run's failed primary attempt (the one the plugin may have served
+    from the pin) by its status and error text, as a probe's answer is classified."""
+    attempts = tuple(
+        replace(a, error=redact(a.error)) if a.error and redact(a.error) != a.error else a
+        for a in record.attempts
+    )
+    if attempts != record.attempts or (record.error and redact(record.error) != record.error):
+        record = replace(
+            record, attempts=attempts, error=redact(record.error) if record.error else None
+        )
+    primary = record.primary_attempt
+    if primary is None or primary.ok:
+        return OutcomeEvidence(record, position=position, catch_up=catch_up)
+    c = classify_outcome(None, primary.status, primary.error or "")
+    return OutcomeEvidence(
+        record,
+        primary_class=c.failure_class,
+        primary_signature=c.signature,
+        primary_retry_after_s=c.retry_after_s,
+        position=position,
+        catch_up=catch_up,
+    )

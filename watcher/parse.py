@@ -23,12 +23,15 @@ from functools import lru_cache
 from typing import Any
 
 from watcher.records import (
+    Attempt,
     ChainStopped,
     Decision,
     FallbackDecision,
     LaneHint,
     ModelRef,
     ParseResult,
+    PluginState,
+    RunOutcome,
     Unparsed,
 )
 
@@ -65,6 +68,14 @@ _LANE_MARK_B = b"lane task error"
 _DECISION_MARK = "model fallback decision:"
 _STOPPED_MARK = "model fallback chain stopped:"
 _SUBSYSTEM_MARK = "[model-fallback"  # [model-fallback/decision] and the older [model-fallback]
+# The gateway plugin's lines (gateway-plugin/index.js; contract v1 in the README).
+PLUGIN_MARK = "[fallback-pin] "
+_OUTCOME_MARK = "run outcome "
+_STATE_MARK = "state "
+PLUGIN_CONTRACT = 1
+# ``[model-fallback] Model "P/M" not found. Fell back to "P/N".``: a summary of two
+# decision lines already read, so chatter.
+_SUMMARY = re.compile(r'\s*Model ".*" not found\. Fell back to ".*"\.?\s*$')
 
 # Terminal escapes (ECMA-48): CSI (ESC [ or the C1 byte U+009B, parameters, final),
 # OSC (ESC ] text, ended by BEL or ESC backslash, bounded so an unterminated one cannot eat
@@ -153,6 +164,9 @@ def _parse_text(text: str, ts: float | None) -> ParseResult:
         text = text.replace("\x00", "")
 
     i = text.find(_DECISION_MARK)
+    p = text.find(PLUGIN_MARK)
+    if p >= 0 and (i < 0 or p < i):
+        return _plugin(text[p + len(PLUGIN_MARK) :], text[:p], ts, text)
     if i >= 0:
         return _decision(text[i + len(_DECISION_MARK) :], text[:i], ts, text)
     i = text.find(_STOPPED_MARK)
@@ -172,6 +186,8 @@ def _parse_text(text: str, ts: float | None) -> ParseResult:
         body = text[close + 1 :] if close >= 0 else ""
         if "decision=" in body:
             return _decision(body, text[:i], ts, text)
+        if _SUMMARY.match(body):
+            return None
         return Unparsed("fallback marker without a decision", _bounded(text))
     if _LANE_MARK in text:
         return _lane(text, ts)
@@ -294,6 +310,97 @@ def _lane(text: str, ts: float | None) -> ParseResult:
     )
 
 
+# -- the gateway plugin's lines ---------------------------------------------------------
+
+
+def _plugin(body: str, prefix: str, ts: float | None, line: str) -> ParseResult:
+    """``run outcome {json}`` or ``state {json}``; anything else the plugin says
+    (an agent warning, a hook error) is chatter for the core."""
+    if body.startswith(_OUTCOME_MARK):
+        kind = "outcome"
+        payload = body[len(_OUTCOME_MARK) :]
+    elif body.startswith(_STATE_MARK):
+        kind = "state"
+        payload = body[len(_STATE_MARK) :]
+    else:
+        return None
+    try:
+        obj = json.loads(payload)
+    except (ValueError, RecursionError):
+        return Unparsed(f"plugin {kind} line is not JSON", _bounded(line))
+    if not isinstance(obj, dict):
+        return Unparsed(f"plugin {kind} line is not an object", _bounded(line))
+    if obj.get("v") != PLUGIN_CONTRACT:
+        return Unparsed(f"plugin {kind} line of unknown version {obj.get('v')!r}", _bounded(line))
+    ts = ts if ts is not None else _iso_ts(prefix)
+    try:
+        return _outcome(obj, ts) if kind == "outcome" else _state(obj, ts)
+    except (ValueError, TypeError) as exc:
+        return Unparsed(f"plugin {kind} line: {str(exc)[:120]}", _bounded(line))
+
+
+def _state(obj: dict[str, Any], ts: float | None) -> PluginState:
+    steering = obj.get("steering")
+    if not isinstance(steering, bool):
+        raise ValueError("steering is not true or false")
+    return PluginState(
+        steering=steering,
+        kind=_opt_str(obj.get("kind")) or "unknown",
+        why=_opt_str(obj.get("why")) or "",
+        pin_file=_opt_str(obj.get("pin_file")),
+        ts=ts,
+    )
+
+
+def _opt_ref(value: object) -> ModelRef | None:
+    return _ref(value) if isinstance(value, str) and value else None
+
+
+def _outcome(obj: dict[str, Any], ts: float | None) -> RunOutcome:
+    agent = obj.get("agent")
+    run = obj.get("run")
+    if not isinstance(agent, str) or not agent or not isinstance(run, str) or not run:
+        raise ValueError("agent and run are required")
+    outcome = obj.get("outcome")
+    if outcome not in ("ok", "error"):
+        raise ValueError(f"outcome {str(outcome)[:20]!r} is neither ok nor error")
+    raw = obj.get("attempts")
+    attempts: list[Attempt] = []
+    for item in raw[:16] if isinstance(raw, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("model"), str):
+            raise ValueError("an attempt has no model")
+        error = _opt_str(item.get("error"))
+        attempts.append(
+            Attempt(
+                model=_ref(item["model"]),
+                ok=item.get("ok") is True,
+                primary=item.get("primary") is True,
+                overridden=item.get("overridden") is True,
+                status=_opt_int(item.get("status")),
+                error=error[:MAX_DETAIL_CHARS] if error else None,
+                tries=_opt_int(item.get("tries")) or 1,
+            )
+        )
+    error = _opt_str(obj.get("error"))
+    return RunOutcome(
+        agent_id=agent[:200],
+        run_id=run[:200],
+        ok=outcome == "ok",
+        attempts=tuple(attempts),
+        session=_opt_str(obj.get("session")),
+        primary=_opt_ref(obj.get("primary")),
+        pinned=_opt_ref(obj.get("pinned")),
+        model=_opt_ref(obj.get("model")),
+        status=_opt_int(obj.get("status")),
+        error=error[:MAX_DETAIL_CHARS] if error else None,
+        ts=ts,
+    )
+
+
+MAX_DETAIL_CHARS = 1024
+"""An attempt's error text is kept to this (the plugin already clips it to 300)."""
+
+
 # -- JSONL ------------------------------------------------------------------------------
 
 
@@ -315,7 +422,7 @@ def _parse_json_text(text: str, ts: float | None) -> ParseResult:
     # logger spreads its arguments over "1", "2", ...; rejoin the string parts.
     parts = [obj[k] for k in ("1", "2", "3", "4", "message", "msg") if isinstance(obj.get(k), str)]
     joined = " ".join(parts)
-    if _STOPPED_MARK in joined or _LANE_MARK in joined:
+    if _STOPPED_MARK in joined or _LANE_MARK in joined or PLUGIN_MARK in joined:
         result = _parse_text(joined, ts)
         if result is not None:
             return result

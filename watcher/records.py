@@ -7,6 +7,10 @@ classifies it, so classifier and core tests need no journal.
 - ``ChainStopped``: ``model fallback chain stopped: reason=... candidate=...``.
 - ``LaneHint``: ``[diagnostic] lane task error: lane=session:agent:<id>:...``, an
   agent-attribution hint (never a key: concurrent agents interleave).
+- ``RunOutcome``: the gateway plugin's ``[fallback-pin] run outcome {...}`` line: what
+  really served (or failed) each attempt of one run, by agent.
+- ``PluginState``: the plugin's ``[fallback-pin] state {...}`` line: whether the pin
+  file steers the gateway right now, and why not.
 - ``Unparsed``: a line that carried a fallback marker but could not be read, or
   bytes that could not be decoded. Callers count these; nothing raises.
 
@@ -126,6 +130,57 @@ class LaneHint:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of a run as the plugin saw it: the model really called.
+
+    ``primary``: the run's first attempt, on the agent's configured primary slot;
+    ``overridden``: the plugin served that attempt from the pin instead."""
+
+    model: ModelRef
+    ok: bool
+    primary: bool = False
+    overridden: bool = False
+    status: int | None = None
+    error: str | None = None
+    tries: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """``[fallback-pin] run outcome {...}`` (contract v1): one run of one agent."""
+
+    agent_id: str
+    run_id: str
+    ok: bool
+    attempts: tuple[Attempt, ...]
+    session: str | None = None
+    primary: ModelRef | None = None
+    pinned: ModelRef | None = None
+    model: ModelRef | None = None  # the model that served, or the last one that failed
+    status: int | None = None
+    error: str | None = None
+    ts: float | None = None
+
+    @property
+    def primary_attempt(self) -> Attempt | None:
+        for attempt in self.attempts:
+            if attempt.primary:
+                return attempt
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PluginState:
+    """``[fallback-pin] state {...}``: the plugin steers by the pin file, or stands down."""
+
+    steering: bool
+    kind: str  # fresh | missing | unreadable | invalid | stale | blocked
+    why: str
+    pin_file: str | None = None
+    ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Unparsed:
     """A line that looked relevant but could not be read. ``text`` is a bounded prefix."""
 
@@ -133,5 +188,5 @@ class Unparsed:
     text: str
 
 
-Record = FallbackDecision | ChainStopped | LaneHint
+Record = FallbackDecision | ChainStopped | LaneHint | RunOutcome | PluginState
 ParseResult = Record | Unparsed | None

@@ -89,6 +89,8 @@ class Signature:
     ``reasons`` / ``not_reasons``: the gateway reason is / is not one of these.
     ``statuses``: the HTTP status is one of these. ``pattern``: searched in the text
     (detail, providerErrorType, errorName, or a response body), case-insensitive.
+    ``no_status``: only when no HTTP status is known, so a real provider status on the
+    same line outranks a gateway-local phrase riding along with it.
     """
 
     id: str
@@ -100,9 +102,12 @@ class Signature:
     not_reasons: frozenset[str] | None = None
     statuses: frozenset[int] | None = None
     pattern: re.Pattern[str] | None = None
+    no_status: bool = False
 
     def matches(self, context: str, reason: str | None, status: int | None, text: str) -> bool:
         if self.contexts is not None and context not in self.contexts:
+            return False
+        if self.no_status and status is not None:
             return False
         if self.reasons is not None and reason not in self.reasons:
             return False
@@ -157,11 +162,23 @@ SIGNATURES: tuple[Signature, ...] = (
     ),
     # 1. local: the gateway refused by itself.
     Signature(
+        "local.inline_key_disabled",
+        C.GATEWAY_LOCAL,
+        "local",
+        "gateway parked one agent's inline API key after a 401/402: that agent's "
+        "credential, not the model's health",
+        pattern=_re(
+            r"inline api key for provider\b.{0,200}?\btemporarily disabled"
+            r"|temporarily disabled after a provider auth/billing failure"
+        ),
+    ),
+    Signature(
         "local.auth_profile_unavailable",
         C.GATEWAY_LOCAL,
         "local",
         'gateway parked an auth profile: "Auth profile x is temporarily unavailable"',
         pattern=_re(r"auth profile\b.{0,300}?\btemporarily unavailable"),
+        no_status=True,
     ),
     Signature(
         "local.provider_cooldown",
@@ -169,6 +186,7 @@ SIGNATURES: tuple[Signature, ...] = (
         "local",
         'gateway\'s own provider cooldown: "Provider x is in cooldown"',
         pattern=_re(r"\bis in cooldown\b|\bcooling down\b|\bcooldown active\b"),
+        no_status=True,
     ),
     Signature(
         "local.skip_not_tried",

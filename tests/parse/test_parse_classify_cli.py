@@ -96,6 +96,7 @@ def test_json_shape_is_stable(capsys: pytest.CaptureFixture[str]) -> None:
         "signatures",
         "chain_stopped",
         "lane_hints",
+        "plugin",
         "unparsed",
         "unparsed_omitted",
     }

@@ -20,6 +20,8 @@ from watcher.records import (
     Decision,
     FallbackDecision,
     LaneHint,
+    PluginState,
+    RunOutcome,
     Unparsed,
 )
 from watcher.taxonomy import (
@@ -35,7 +37,13 @@ from watcher.taxonomy import (
 )
 
 VECTORS = load_vectors()
-_KIND = {FallbackDecision: "decision", ChainStopped: "chain_stopped", LaneHint: "lane"}
+_KIND = {
+    FallbackDecision: "decision",
+    ChainStopped: "chain_stopped",
+    LaneHint: "lane",
+    RunOutcome: "run_outcome",
+    PluginState: "plugin_state",
+}
 
 
 def _evaluate(v: Vector) -> tuple[Any, Classification | None, Evidence]:
@@ -96,6 +104,23 @@ def test_sample_line_parses_and_classifies_as_annotated(vector: Vector) -> None:
             "error": record.error,
             "error_name": record.error_name,
         }
+    elif isinstance(record, RunOutcome):
+        checks = {
+            "agent": record.agent_id,
+            "run": record.run_id,
+            "ok": record.ok,
+            "model": str(record.model) if record.model else None,
+            "primary": str(record.primary) if record.primary else None,
+            "pinned": str(record.pinned) if record.pinned else None,
+            "attempts": [
+                [str(a.model), a.ok, a.primary, a.overridden, a.status] for a in record.attempts
+            ],
+        }
+    elif isinstance(record, PluginState):
+        checks = {"steering": record.steering, "state_kind": record.kind}
+        if "why" in exp:
+            assert exp["why"] in record.why, f"{vector.id}: why {record.why!r}"
+            exp = {k: v for k, v in exp.items() if k != "why"}
     else:
         checks = {}
     for key, actual in checks.items():

@@ -9,7 +9,7 @@ how much chatter was ignored. Nothing is written anywhere.
 ``--json`` shape (stable; keys are always present, counts may be zero)::
 
     {
-      "taxonomy_version": "2026.11.1",
+      "taxonomy_version": "2026.12.1",
       "source": "<file path, '-' for stdin, or 'text'>",
       "lines": {"total": int, "records": int, "chatter": int, "unparsed": int},
       "decisions": {"<decision>": {"lines": int, "events": int}, ...all four...},
@@ -18,6 +18,8 @@ how much chatter was ignored. Nothing is written anywhere.
       "signatures": {"<signature id>": int, ...only those that fired...},
       "chain_stopped": int,
       "lane_hints": {"lines": int, "agents": {"<agent id>": int}},
+      "plugin": {"outcomes": {"ok": int, "error": int}, "states": int,
+                 "agents": {"<agent id>": int}},
       "unparsed": [{"line": int, "why": str, "text": str}, ...at most --max-unparsed],
       "unparsed_omitted": int
     }
@@ -38,7 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from watcher.parse import parse_any
-from watcher.records import ChainStopped, Decision, FallbackDecision, LaneHint, Unparsed
+from watcher.records import (
+    ChainStopped,
+    Decision,
+    FallbackDecision,
+    LaneHint,
+    PluginState,
+    RunOutcome,
+    Unparsed,
+)
 from watcher.taxonomy import TAXONOMY, TAXONOMY_VERSION, FailureClass, classify
 
 NO_FAILURE = "none"
@@ -88,6 +98,9 @@ class Tally:
     signatures: Counter[str] = field(default_factory=Counter)
     chain_stopped: int = 0
     lane_hints: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    plugin_states: int = 0
+    outcome_agents: Counter[str] = field(default_factory=Counter)
     agents: Counter[str] = field(default_factory=Counter)
     unparsed: list[tuple[int, str, str]] = field(default_factory=list)
     unparsed_count: int = 0
@@ -107,6 +120,13 @@ class Tally:
         if isinstance(result, LaneHint):
             self.lane_hints += 1
             self.agents[result.agent_id] += 1
+            return
+        if isinstance(result, RunOutcome):
+            self.outcomes["ok" if result.ok else "error"] += 1
+            self.outcome_agents[result.agent_id] += 1
+            return
+        if isinstance(result, PluginState):
+            self.plugin_states += 1
             return
         events = 1
         if isinstance(result, FallbackDecision):
@@ -142,6 +162,11 @@ class Tally:
             "signatures": dict(sorted(self.signatures.items(), key=lambda kv: (-kv[1], kv[0]))),
             "chain_stopped": self.chain_stopped,
             "lane_hints": {"lines": self.lane_hints, "agents": dict(sorted(self.agents.items()))},
+            "plugin": {
+                "outcomes": {"ok": self.outcomes["ok"], "error": self.outcomes["error"]},
+                "states": self.plugin_states,
+                "agents": dict(sorted(self.outcome_agents.items())),
+            },
             "unparsed": [{"line": n, "why": why, "text": text} for n, why, text in self.unparsed],
             "unparsed_omitted": self.unparsed_count - len(self.unparsed),
         }
@@ -267,6 +292,11 @@ def render(tally: Tally, label: str) -> str:
         w("\nSignatures that decided:\n")
         for sig, count in sorted(tally.signatures.items(), key=lambda kv: (-kv[1], kv[0])):
             w(f"  {sig:<36}{count:>6}\n")
+    if tally.outcomes or tally.plugin_states:
+        w(
+            f"\nGateway plugin: {tally.outcomes['ok']} run(s) ok, {tally.outcomes['error']} "
+            f"failed, {tally.plugin_states} state line(s)\n"
+        )
     if tally.lane_hints:
         agents = ", ".join(f"{a} ({n})" for a, n in sorted(tally.agents.items()))
         w(f"\nLane hints: {tally.lane_hints} (agents: {agents})\n")

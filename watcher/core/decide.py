@@ -100,8 +100,10 @@ from watcher.core.events import (
     Hold,
     LaneHintEvidence,
     MuteCards,
+    OutcomeEvidence,
     PinFileEdited,
     PinFileRejected,
+    PluginStateEvidence,
     Release,
     SetServing,
     Tick,
@@ -121,6 +123,7 @@ from watcher.core.operator import (
     on_set_serving,
     override_alert,
 )
+from watcher.core.outcome import on_outcome, on_plugin_state
 from watcher.core.pins import flap_alert, pin_target, probe_targets, repin
 from watcher.core.policy import Policy
 from watcher.core.state import (
@@ -172,7 +175,9 @@ def _on_chains(step: Step, ev: ChainsChanged) -> Decided:
         hold = prior.hold if prior.hold is not None and prior.hold.model in chain else None
         serving = prior.serving if prior.serving in chain else chain[0]
         agents[agent_id] = replace(prior, chain=chain, serving=serving, hold=hold)
-    new_state = State(chains=chains, agents=agents, models=models, agents_by_model=by_model)
+    new_state = State(
+        chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=old.plugin
+    )
     step2 = Step(new_state, step.now, step.policy)
     cause = Cause(kind="config", automatic=False)
     added = sorted(set(chains) - set(old.chains))
@@ -252,6 +257,7 @@ def _snapshot(step: Step) -> State:
         agents=step.agents,
         models=step.models,
         agents_by_model=step.state.agents_by_model,
+        plugin=step.plugin,
     )
 
 
@@ -269,6 +275,10 @@ def decide(
         return _on_tick(step)
     if isinstance(event, LaneHintEvidence):
         return on_lane(step, event)
+    if isinstance(event, OutcomeEvidence):
+        return on_outcome(step, event, jitter)
+    if isinstance(event, PluginStateEvidence):
+        return on_plugin_state(step, event)
     if isinstance(event, ChainStoppedEvidence):
         return on_chain_stopped(step, event)
     if isinstance(event, Hold):

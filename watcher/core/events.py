@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from watcher.core.evidence import ProbeResult
 from watcher.pinfile import PinFile
-from watcher.records import ChainStopped, FallbackDecision, LaneHint
+from watcher.records import ChainStopped, FallbackDecision, LaneHint, PluginState, RunOutcome
 from watcher.taxonomy_table import FailureClass
 
 
@@ -52,6 +52,34 @@ class LaneHintEvidence:
     """A ``lane task error`` line naming an agent: attribution for cards, never a key."""
 
     record: LaneHint
+    position: str | None = None
+    catch_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeEvidence:
+    """The gateway plugin's ``run outcome`` line: what really served one agent's run.
+
+    ``primary_class`` (and its signature, Retry-After) classify the run's primary
+    attempt when it failed: under an override that attempt went to the pinned model,
+    which the gateway's own decision line does not name."""
+
+    record: RunOutcome
+    primary_class: FailureClass | None = None
+    primary_signature: str = ""
+    primary_retry_after_s: float | None = None
+    position: str | None = None
+    catch_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PluginStateEvidence:
+    """The gateway plugin steers by the pin file, or stands down (``record.why``).
+
+    The shell raises one too (``kind="not_configured"``) when ``openclaw.json`` does not
+    load the plugin the way the pin needs."""
+
+    record: PluginState
     position: str | None = None
     catch_up: bool = False
 
@@ -153,6 +181,8 @@ Event = (
     TrafficEvidence
     | ChainStoppedEvidence
     | LaneHintEvidence
+    | OutcomeEvidence
+    | PluginStateEvidence
     | ProbeResult
     | OperatorEvent
     | AccessRefused

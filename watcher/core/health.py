@@ -38,13 +38,28 @@ _EVIDENCE: dict[FailureClass, tuple[bool, bool]] = {
 }
 
 
-def on_traffic(step: Step, ev: TrafficEvidence, jitter: float) -> Decided:
+def on_traffic(
+    step: Step, ev: TrafficEvidence, jitter: float, *, from_plugin: bool = False
+) -> Decided:
+    """``from_plugin``: the evidence is the gateway plugin's run outcome, restated as a
+    decision record (``watcher.core.outcome``)."""
     rec = ev.record
     ref = str(rec.candidate)
     agents = step.state.agents_by_model.get(ref)
     decision = rec.decision
     if agents is None:
         return step.finish(f"{_DECISION[decision]} of {ref}: in no agent's chain, ignored")
+    if (
+        not from_plugin
+        and step.plugin.steering
+        and decision is Decision.CANDIDATE_FAILED
+        and rec.requested == rec.candidate
+    ):
+        return step.finish(
+            f"{ref} failed on a run's primary attempt while the gateway plugin steers: "
+            "not counted from this line (under an override it names the configured primary); "
+            "the plugin's run outcome reports the model really called"
+        )
     if decision is Decision.SKIP_CANDIDATE or decision is Decision.PROBE_COOLDOWN_CANDIDATE:
         return step.finish(
             f"{_DECISION[decision]} of {ref} ({rec.reason}): not evidence about the provider"

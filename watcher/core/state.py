@@ -166,12 +166,30 @@ class AgentState:
 
 
 @dataclass(frozen=True, slots=True)
+class PluginView:
+    """What the gateway plugin last said: does the pin steer the gateway now?
+
+    While it steers, a decision line about a run's primary attempt may name the
+    configured primary for a call that went to the pinned model; the plugin's run
+    outcome line reports that attempt instead."""
+
+    steering: bool = False
+    kind: str = "unknown"
+    why: str = "no word from the gateway plugin yet"
+    since: float | None = None
+
+
+NO_PLUGIN = PluginView()
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     chains: Chains
     agents: Mapping[str, AgentState]
     models: Mapping[str, ModelHealth]
     # Derived from chains (never serialised): model -> agents whose chain holds it.
     agents_by_model: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    plugin: PluginView = NO_PLUGIN
 
 
 def index_agents(chains: Chains) -> dict[str, tuple[str, ...]]:
@@ -266,6 +284,12 @@ def to_json(state: State) -> dict[str, Any]:
         "chains": {agent: list(chain) for agent, chain in sorted(state.chains.items())},
         "agents": agents,
         "models": models,
+        "plugin": {
+            "steering": state.plugin.steering,
+            "kind": state.plugin.kind,
+            "why": state.plugin.why,
+            "since": state.plugin.since,
+        },
     }
 
 
@@ -300,7 +324,19 @@ def from_json(data: Mapping[str, Any]) -> State:
     by_model = index_agents(chains)
     for ref in by_model:
         models.setdefault(ref, HEALTHY)
-    return State(chains=chains, agents=agents, models=models, agents_by_model=by_model)
+    raw_plugin = data.get("plugin")  # absent in snapshots of older runs
+    plugin = NO_PLUGIN
+    if isinstance(raw_plugin, Mapping):
+        since = raw_plugin.get("since")
+        plugin = PluginView(
+            steering=raw_plugin.get("steering") is True,
+            kind=str(raw_plugin.get("kind", NO_PLUGIN.kind)),
+            why=str(raw_plugin.get("why", NO_PLUGIN.why)),
+            since=float(since) if isinstance(since, int | float) else None,
+        )
+    return State(
+        chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=plugin
+    )
 
 
 # --- the pin file view ---------------------------------------------------------------

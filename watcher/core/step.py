@@ -71,6 +71,7 @@ class Step:
         "moves",
         "notes",
         "now",
+        "plugin",
         "policy",
         "state",
     )
@@ -89,6 +90,7 @@ class Step:
         self.moves: dict[tuple[Any, ...], dict[str, tuple[str | None, str | None]]] = {}
         self.causes: dict[tuple[Any, ...], Cause] = {}
         self.dirty = False
+        self.plugin = state.plugin
 
     # -- state edits ---------------------------------------------------------------
     def model(self, ref: str) -> ModelHealth:
@@ -218,13 +220,14 @@ class Step:
         return Decided(self._new_state(), tuple(effects), "; ".join(parts) + ".")
 
     def _new_state(self) -> State:
-        if not self._models_copied and not self._agents_copied:
+        if not self._models_copied and not self._agents_copied and self.plugin is self.state.plugin:
             return self.state
         return State(
             chains=self.state.chains,
             agents=self.agents,
             models=self.models,
             agents_by_model=self.state.agents_by_model,
+            plugin=self.plugin,
         )
 
 
