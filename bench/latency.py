@@ -134,6 +134,9 @@ enabled = false
 [metrics]
 port = 0
 
+[plugin]
+required = false
+
 [alerts]
 bot_token = "env:BENCH_BOT_TOKEN"
 chat_id = {CHAT_ID}

@@ -124,6 +124,9 @@ private_per_second = 20
 
 [metrics]
 port = 0
+
+[plugin]
+required = false  # no gateway here: nothing for the pin to steer
 """
     return text
 
@@ -212,7 +215,7 @@ def profile_in_process(journal_dir: Path, entries: int, work: Path, top: int) ->
         (work / "openclaw.json").write_text(json.dumps(_openclaw(fake)))
         (work / "watcher.toml").write_text(
             f'state_dir = "{work / "state"}"\ngateway_config = "{work / "openclaw.json"}"\n'
-            '[probes]\nenabled = false\n[metrics]\nenabled = false\n')
+            '[probes]\nenabled = false\n[metrics]\nenabled = false\n[plugin]\nrequired = false\n')
         settings = load_settings(work / "watcher.toml")
         watcher = Watcher(settings)
         source = JournalSource(journal_dir, units=["openclaw-gateway.service"],

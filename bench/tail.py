@@ -141,6 +141,9 @@ enabled = false
 
 [metrics]
 enabled = false
+
+[plugin]
+required = false
 """)
     return config
 

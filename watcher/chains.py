@@ -7,10 +7,14 @@ Shapes accepted (JSON5: comments and trailing commas are fine):
 - legacy ``agents.list[]`` of ``{"id", "model"[, "fallbacks"]}``.
 - an agent-level ``"fallbacks": [...]`` next to a string ``model`` (older configs).
 
-Inheritance: an agent whose model is a plain string keeps the defaults' fallbacks
-(the gateway does the same); an object with ``fallbacks`` replaces them; an agent
-with no model at all runs on the defaults. Chain order is primary, then fallbacks,
-with duplicates removed.
+Inheritance: an agent whose model is a plain string keeps the defaults' fallbacks;
+an object with ``fallbacks`` replaces them; an agent with no model at all runs on the
+defaults. Chain order is primary, then fallbacks, with duplicates removed.
+
+Known drift: openclaw 2026.9.6 itself gives a plain-string model (or an object without
+``fallbacks``) *no* fallbacks (``resolveAgentModelFallbacksOverride``). The breaker's
+cut is built on the reading above, so both change together (the config-drift work);
+meanwhile the gateway plugin refuses, and logs, a pin outside the gateway's own chain.
 
 ``parse_gateway_config`` is pure and reports every problem at once in a
 ``GatewayConfigError``. ``ChainSource`` adds the file: it reloads when the file
@@ -211,6 +215,11 @@ class ChainSource:
         self.path = Path(path)
         self._stamp = self._stat()
         self.config = load_gateway_config(self.path)
+
+    @property
+    def stamp(self) -> tuple[int, int, int, int] | None:
+        """(inode, size, mtime, ctime) of the file as last polled: it changes with it."""
+        return self._stamp
 
     def _stat(self) -> tuple[int, int, int, int] | None:
         try:

@@ -82,6 +82,22 @@ class MetricsSettings(_Section):
     port: int = Field(default=9877, ge=0, le=65535, description="0 picks a free port")
 
 
+class PluginSettings(_Section):
+    """The gateway plugin (``gateway-plugin/``) that makes the pin steer the gateway."""
+
+    heartbeat_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="rewrite the pin file's heartbeat_at at least this often; keep it well "
+        "under the plugin's maxAgeSeconds (default 180)",
+    )
+    required: bool = Field(
+        default=True,
+        description="send one PLUGIN_INACTIVE card at start-up when openclaw.json does not "
+        "load the plugin so that the pin can steer",
+    )
+
+
 class WatcherSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FAILOVER_WATCHER_",
@@ -106,6 +122,7 @@ class WatcherSettings(BaseSettings):
         default=None, description="Telegram; absent: cards are kept in the outbox only"
     )
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    plugin: PluginSettings = Field(default_factory=PluginSettings)
     control: ControlConfig = Field(
         default_factory=ControlConfig,
         description="Telegram commands and card buttons (issue 11); uses the [alerts] bot",

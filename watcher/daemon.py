@@ -53,11 +53,19 @@ from watcher.core.effects import (
     RequestProbes,
     WritePins,
 )
-from watcher.core.events import ChainsChanged, Event, PinFileEdited, PinFileRejected, Tick
+from watcher.core.events import (
+    ChainsChanged,
+    Event,
+    PinFileEdited,
+    PinFileRejected,
+    PluginStateEvidence,
+    Tick,
+)
 from watcher.core.evidence import ProbeResult
 from watcher.core.state import State, from_json, to_json, to_pinfile
 from watcher.core.transitions import Alert, TransitionType
 from watcher.evidence import to_event
+from watcher.gateway.plugin import PluginCheck, check_plugin
 from watcher.metrics import Metrics
 from watcher.pincheck import chains_validator
 from watcher.pinstore import (
@@ -70,7 +78,7 @@ from watcher.pinstore import (
 from watcher.probe.client import ProbeClient, ProbeTimeouts
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.providers import ProviderDirectory
-from watcher.records import FallbackDecision, Unparsed
+from watcher.records import FallbackDecision, PluginState, Unparsed
 from watcher.source import Batch, PositionStore, SavedPosition, SourceError, open_source
 
 log = logging.getLogger("watcher.daemon")
@@ -210,6 +218,8 @@ class Watcher:
         self.last_sentence = ""
         self.applied_entries = 0
         self.lag_s: float | None = None
+        self._pins_written_at: float | None = None
+        self.plugin_check: PluginCheck | None = None
 
         self.chain_source = ChainSource(settings.gateway_config)
         self.snapshot = Snapshot(self.state_dir / SNAPSHOT_FILENAME)
@@ -389,6 +399,37 @@ class Watcher:
             lambda: self.pins.write_keeping_edits(to_pinfile(self.state, self.clock()))
         ):
             self.apply([])
+        self._pins_written_at = self.clock()
+
+    def heartbeat(self) -> None:
+        """Refresh the pin file's ``heartbeat_at`` when it is due: the gateway plugin
+        stops obeying a pin file whose heartbeat is older than its ``maxAgeSeconds``, so
+        a stopped watcher can never keep steering the gateway."""
+        last = self._pins_written_at
+        if last is None or self.clock() - last >= self.settings.plugin.heartbeat_s:
+            self._write_pins()
+
+    def check_plugin(self, *, announce: bool) -> PluginCheck:
+        """Does ``openclaw.json`` load the plugin so that this pin file steers? When it
+        does not, the core hears it (decision lines about primary attempts count again)
+        and, at start-up, the operator gets one PLUGIN_INACTIVE card saying why."""
+        check = check_plugin(self.settings.gateway_config, self.pins.path)
+        previous = self.plugin_check
+        self.plugin_check = check
+        if check.ok or (previous is not None and previous.problems == check.problems):
+            return check
+        why = "; ".join(check.problems)
+        log.warning("the pin file cannot steer the gateway: %s", why)
+        self.apply([PluginStateEvidence(PluginState(False, "not_configured", why))])
+        if announce and self.settings.plugin.required:
+            self._carry_out_alert(
+                Alert(
+                    TransitionType.PLUGIN_INACTIVE,
+                    ts=self.clock(),
+                    detail=f"openclaw.json does not let the pin steer the gateway: {why}",
+                )
+            )
+        return check
 
     def _with_pin_lock(self, step: Callable[[], T]) -> T:
         """Run a pin-store step, waiting as long as it takes for the lock.
@@ -565,7 +606,10 @@ class Watcher:
     # -- reload, status ----------------------------------------------------------------
 
     def poll_chains(self) -> None:
+        stamp = self.chain_source.stamp
         config, error = self.chain_source.poll()
+        if self.chain_source.stamp != stamp:  # the file changed: its plugins section too
+            self.check_plugin(announce=False)
         if error is not None:
             self.apply([ChainsChanged(config.chains, error=str(error))])
         elif dict(config.chains) != dict(self.state.chains):
@@ -622,6 +666,8 @@ class Watcher:
             )
             self.scheduler.start()
         self.apply([Tick()])  # adopt hand edits made while stopped; expire old holds
+        self.check_plugin(announce=True)
+        self.heartbeat()
         sd_notify(f"READY=1\nSTATUS={self.status_line()}")
         log.info("failover-watcher %s running: %s", __version__, self.status_line())
         tasks = [
@@ -674,6 +720,7 @@ class Watcher:
             else:
                 self.poll_chains()
             self.apply([Tick()])
+            self.heartbeat()
             sd_notify(f"STATUS={self.status_line()}")
 
     async def _watchdog(self) -> None:

@@ -114,6 +114,10 @@ private_per_second = 20
 
 [metrics]
 port = 0
+
+[plugin]
+# The demo's stand-in gateway reads the pin file itself; a real one needs the plugin.
+required = false
 """
 
 

@@ -130,8 +130,21 @@ class ModelHealthRecord(_Strict):
 class PinFile(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     updated_at: str | None = None
+    # Refreshed by the running watcher (``[plugin] heartbeat_s``); the gateway plugin
+    # stops obeying a pin file whose heartbeat is older than its ``maxAgeSeconds``.
+    heartbeat_at: str | None = None
     agents: dict[str, AgentPin] = Field(default_factory=dict)
     models: dict[str, ModelHealthRecord] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _timestamps(self) -> PinFile:
+        for name in ("updated_at", "heartbeat_at"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_iso(name, value)
+        return self
+
+
 
 
 def _check_iso(name: str, value: str) -> None:

@@ -59,9 +59,13 @@ def _outbox_view(path: Path, now: float) -> dict[str, Any]:
     }
 
 
-def collect(state_dir: Path, now: float) -> dict[str, Any]:
+def collect(
+    state_dir: Path, now: float, *, plugin_check: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Everything ``status`` shows, as JSON-ready data. Raises FileNotFoundError when the
-    watcher has never run in ``state_dir``."""
+    watcher has never run in ``state_dir``. ``plugin_check``: what
+    ``watcher.gateway.plugin.check_plugin`` found in openclaw.json, shown beside what the
+    plugin itself last said."""
     snap_path = state_dir / SNAPSHOT_FILENAME
     snap = json.loads(snap_path.read_text(encoding="utf-8"))
     state: State = from_json(snap["state"])
@@ -112,6 +116,13 @@ def collect(state_dir: Path, now: float) -> dict[str, Any]:
             "last_entry": iso(realtime),
             "lag_s": round(now - realtime, 1) if realtime else None,
             "state_written": iso(snap.get("written_at")),
+        },
+        "plugin": {
+            "steering": state.plugin.steering,
+            "kind": state.plugin.kind,
+            "why": state.plugin.why,
+            "since": iso(state.plugin.since),
+            "config": plugin_check,
         },
         "alerts": {
             "outbox_depth": outbox["depth"],
@@ -164,6 +175,15 @@ def render_text(data: dict[str, Any]) -> str:
         "",
         f"Journal: {j['source'] or 'n/a'}, last entry {j['last_entry'] or 'n/a'}, lag {lag}",
     ]
+    pl = data.get("plugin") or {}
+    said = "steers by the pin file" if pl.get("steering") else f"not steering ({pl.get('why')})"
+    lines.append(f"Gateway plugin: {said}, since {pl.get('since') or 'n/a'}")
+    cfg = pl.get("config")
+    if cfg is not None:
+        if cfg["ok"]:
+            lines.append(f"  openclaw.json loads it for this pin file ({cfg['pin_file']})")
+        for problem in cfg["problems"]:
+            lines.append(f"  ! {problem}")
     al = data["alerts"]
     lines.append(f"Outbox: {al['outbox_depth']} waiting {al['outbox_by_state']}")
     sup = al["suppressed_last_hour"]

@@ -118,6 +118,12 @@ SAMPLES: dict[TransitionType, Alert] = {
         T0,
         detail="openclaw.json: Expecting ',' delimiter: line 40",
     ),
+    T.PLUGIN_INACTIVE: Alert(
+        T.PLUGIN_INACTIVE,
+        T0,
+        detail="openclaw.json does not let the pin steer the gateway: "
+        "plugins.entries.fallback-pin.hooks.allowConversationAccess is not true",
+    ),
     T.PROBE_BUDGET_EXHAUSTED: Alert(
         T.PROBE_BUDGET_EXHAUSTED,
         T0,

@@ -56,10 +56,39 @@ def test_lint_config_flags_shallow_and_single_provider_chains(tmp_path: Path, ca
         '{agents: {entries: {a: {model: {primary: "ollama/x", fallbacks: ["ollama/y"]}},'
         ' b: {model: {primary: "ollama/x", fallbacks: ["ollama/y", "openai/z"]}}}}}'
     )
-    assert main(["lint-config", str(cfg)]) == 1
+    assert main(["lint-config", str(cfg), "--no-plugin"]) == 1
     out = capsys.readouterr().out
     assert "a: chain" in out and "one fallback deep" in out and "another provider" in out
-    assert "b:" not in out
+    assert "b:" not in out and "plugin:" not in out
+
+
+def test_lint_config_says_why_the_pin_cannot_steer_the_gateway(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    repo = Path(__file__).resolve().parents[2]
+    state = tmp_path / "state"
+    watcher_toml = tmp_path / "watcher.toml"
+    watcher_toml.write_text(f'state_dir = "{state}"\n')
+    chains = (
+        '"agents": {"entries": {"a": {"model": {"primary": "ollama/x", '
+        '"fallbacks": ["ollama/y", "openai/z"]}}}}'
+    )
+    cfg = tmp_path / "openclaw.json"
+    cfg.write_text("{" + chains + "}")
+    assert main(["lint-config", str(cfg), "--config", str(watcher_toml)]) == 1
+    out = capsys.readouterr().out
+    assert "plugin: no folder in plugins.load.paths holds the fallback-pin plugin" in out
+    assert "allowConversationAccess is not true" in out
+    assert "the plugin reads /var/lib/failover-watcher/fallback-state.json" in out
+
+    entry = (
+        '"fallback-pin": {"enabled": true, "hooks": {"allowConversationAccess": true}, '
+        f'"config": {{"pinFile": "{state}/fallback-state.json"}}}}'
+    )
+    cfg.write_text(
+        "{" + chains + f', "plugins": {{"load": {{"paths": ["{repo}/gateway-plugin"]}}, '
+        f'"entries": {{{entry}}}}}}}'
+    )
+    assert main(["lint-config", str(cfg), "--config", str(watcher_toml)]) == 0
+    assert "the fallback-pin plugin steers by this pin file" in capsys.readouterr().out
 
 
 def test_pin_hold_and_release_are_adopted_by_the_watcher_as_operator_overrides(

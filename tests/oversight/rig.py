@@ -68,6 +68,8 @@ enabled = false
 timeout_s = 3
 [metrics]
 enabled = false
+[plugin]
+required = false
 [providers.deepseek]
 paid = true
 credential = "env:DEMO_DEEPSEEK_KEY"

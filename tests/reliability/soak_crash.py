@@ -120,6 +120,9 @@ backoff_max_s = 1
 
 [metrics]
 port = 0
+
+[plugin]
+required = false  # no gateway here: nothing for the pin to steer
 """
 
 

@@ -128,6 +128,9 @@ read_timeout_s = 1
 
 [metrics]
 port = 0
+
+[plugin]
+required = false  # no gateway here: nothing for the pin to steer
 """
 
     return config_text

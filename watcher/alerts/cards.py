@@ -38,6 +38,7 @@ TITLES: dict[TransitionType, str] = {
     TransitionType.PIN_FILE_REJECTED: "🚫 Pin file edit rejected",
     TransitionType.CONFIG_REJECTED: "⚠️ Gateway config rejected",
     TransitionType.PROBE_BUDGET_EXHAUSTED: "🪫 Probe budget exhausted",
+    TransitionType.PLUGIN_INACTIVE: "🔌 The pin steers nothing",
     TransitionType.SUPPRESSION_DOMINANT: "🙈 Suppression outweighs alerting",
     TransitionType.BREAKER_TRIPPED: "🔌 Breaker tripped: paid provider disabled",
     TransitionType.BREAKER_RESET: "🔋 Breaker reset: provider restored",

@@ -25,8 +25,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         settings = settings_from(args)
     except ConfigError as exc:
         return report_config_error(exc, prog="status")
+    from watcher.gateway.plugin import check_plugin
+    from watcher.pinstore import PIN_FILENAME
+
+    check = check_plugin(settings.gateway_config, settings.state_dir / PIN_FILENAME)
     try:
-        data = collect(settings.state_dir, time.time())
+        data = collect(settings.state_dir, time.time(), plugin_check=check.to_json())
     except FileNotFoundError:
         print(
             f"status: no watcher state in {settings.state_dir} (has the daemon run yet?)",

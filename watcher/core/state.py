@@ -397,4 +397,5 @@ def to_pinfile(state: State, now: float) -> PinFile:
             probe_streak=health.probe_streak,
             last_traffic_failure=iso(health.last_traffic_failure),
         )
-    return PinFile(updated_at=iso(now), agents=agents, models=models)
+    stamp = iso(now)
+    return PinFile(updated_at=stamp, heartbeat_at=stamp, agents=agents, models=models)

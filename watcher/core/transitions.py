@@ -24,6 +24,7 @@ class TransitionType(StrEnum):
     PIN_FILE_REJECTED = "PIN_FILE_REJECTED"
     CONFIG_REJECTED = "CONFIG_REJECTED"  # openclaw.json unreadable; last good chains kept
     PROBE_BUDGET_EXHAUSTED = "PROBE_BUDGET_EXHAUSTED"
+    PLUGIN_INACTIVE = "PLUGIN_INACTIVE"  # the pin cannot steer the gateway (and why)
     SUPPRESSION_DOMINANT = "SUPPRESSION_DOMINANT"
     BREAKER_TRIPPED = "BREAKER_TRIPPED"
     BREAKER_RESET = "BREAKER_RESET"
@@ -35,6 +36,7 @@ NEVER_SUPPRESSED: frozenset[TransitionType] = frozenset(
         TransitionType.FLAPPING_START,
         TransitionType.HARD_FAILURE,
         TransitionType.PIN_FILE_REJECTED,
+        TransitionType.PLUGIN_INACTIVE,
         TransitionType.SUPPRESSION_DOMINANT,
         TransitionType.BREAKER_TRIPPED,
         TransitionType.BREAKER_RESET,

@@ -33,6 +33,7 @@ def write_file_world(
         f'state_dir = "{root / "state"}"\n'
         f'gateway_config = "{root / "openclaw.json"}"\n'
         f'[journal]\nsource = "file:{root / "log.txt"}"\nstart_at = "head"\n'
-        "[probes]\nenabled = false\n[metrics]\nenabled = false\n" + extra_toml
+        "[probes]\nenabled = false\n[metrics]\nenabled = false\n[plugin]\nrequired = false\n"
+        + extra_toml
     )
     return config
