@@ -408,6 +408,7 @@ class GatewayRig:
         if self.journal is not None:
             with contextlib.suppress(Exception):  # a closed journal must not kill the pump
                 self.journal.append(line, unit=UNIT, identifier=IDENTIFIER)
+                self.journal.push()
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL to its whole process group; returns the exit code."""

@@ -284,6 +284,13 @@ class LiveJournal:
         for message in messages:
             self.append(message)
 
+    def push(self) -> None:
+        """Hand queued entries to journal-remote now, without waiting to see them land
+        (a live feed, like a process's output reaching journald)."""
+        proc = self._running()
+        assert proc.stdin is not None
+        proc.stdin.flush()
+
     def flush(self, timeout: float = 10.0) -> None:
         """Push queued entries and wait until the last one is readable in the file."""
         proc = self._running()
