@@ -84,13 +84,12 @@ def _outcome(record: RunOutcome, position: str | None, catch_up: bool) -> Outcom
     """Classify the run's failed primary attempt (the one the plugin may have served
     from the pin) by its status and error text, as a probe's answer is classified."""
     attempts = tuple(
-        replace(a, error=redact(a.error)) if a.error and redact(a.error) != a.error else a
+        a if not a.error or (clean := redact(a.error)) == a.error else replace(a, error=clean)
         for a in record.attempts
     )
-    if attempts != record.attempts or (record.error and redact(record.error) != record.error):
-        record = replace(
-            record, attempts=attempts, error=redact(record.error) if record.error else None
-        )
+    error = redact(record.error) if record.error else None
+    if attempts != record.attempts or error != record.error:
+        record = replace(record, attempts=attempts, error=error)
     primary = record.primary_attempt
     if primary is None or primary.ok:
         return OutcomeEvidence(record, position=position, catch_up=catch_up)
