@@ -189,6 +189,19 @@ SIGNATURES: tuple[Signature, ...] = (
         no_status=True,
     ),
     Signature(
+        "local.gateway_internal",
+        C.GATEWAY_LOCAL,
+        "local",
+        "the gateway's own state or worker failed (SQLite state lease, admission closed "
+        "at start-up or shutdown): the provider was never the problem",
+        pattern=_re(
+            r"\banother openclaw process owns\b|\badmission is closed\b"
+            r"|^(?:agent|sqlite|shared-state|openclaw state)\b[\w ./-]{0,60} and cleanup failed\b"
+            r"|\bSqliteWorkerError\b|\bStateDatabaseCoordinator"
+        ),
+        no_status=True,
+    ),
+    Signature(
         "local.skip_not_tried",
         C.GATEWAY_LOCAL,
         "local",

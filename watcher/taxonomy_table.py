@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-TAXONOMY_VERSION = "2026.12.1"
+TAXONOMY_VERSION = "2026.12.2"
 
 
 class FailureClass(StrEnum):

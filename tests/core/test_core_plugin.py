@@ -162,7 +162,7 @@ def test_an_inline_key_refusal_on_a_primary_attempt_is_that_agents_credential() 
     )
     assert not state.models["stub/lab"].failing
     assert alerts == []
-    assert "refused by the gateway itself" in sentences[-1]
+    assert "inside the gateway itself" in sentences[-1]
 
 
 def test_without_the_plugin_a_primary_attempt_line_still_counts() -> None:

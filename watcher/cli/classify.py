@@ -9,7 +9,7 @@ how much chatter was ignored. Nothing is written anywhere.
 ``--json`` shape (stable; keys are always present, counts may be zero)::
 
     {
-      "taxonomy_version": "2026.12.1",
+      "taxonomy_version": "2026.12.2",
       "source": "<file path, '-' for stdin, or 'text'>",
       "lines": {"total": int, "records": int, "chatter": int, "unparsed": int},
       "decisions": {"<decision>": {"lines": int, "events": int}, ...all four...},

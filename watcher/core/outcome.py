@@ -64,8 +64,9 @@ def on_outcome(step: Step, ev: OutcomeEvidence, jitter: float) -> Decided:
         cls = ev.primary_class or FailureClass.UNKNOWN
         if cls is FailureClass.GATEWAY_LOCAL:
             heads.append(
-                f"{rec.agent_id}'s primary attempt on {primary.model} was refused by the "
-                "gateway itself (that agent's credential, not the model's health)"
+                f"{rec.agent_id}'s primary attempt on {primary.model} was refused or failed "
+                "inside the gateway itself (a local cause such as that agent's parked "
+                "credential, not the model's health)"
             )
         elif not TAXONOMY[cls].health_evidence:
             heads.append(
