@@ -38,6 +38,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -157,7 +158,7 @@ class Turn:
     elapsed_s: float
     stdout: str
     stderr: str
-    requests: tuple[RecordedRequest, ...]  # chat requests the fake got during the turn
+    requests: tuple[RecordedRequest, ...]  # this turn's chat requests, as the fake got them
     first_line: int  # index in ``GatewayRig.lines()`` when the turn began
 
     @property
@@ -449,8 +450,10 @@ class GatewayRig:
         if not self.running:
             raise GatewayError("the gateway is not running")
         session = session or f"t{next(self._sessions)}-{uuid.uuid4().hex[:8]}"
+        # The session tag in the message tells this turn's requests from concurrent
+        # turns' and from the watcher's probes in the fake's request log.
         argv = [str(self.node), str(self.openclaw), "agent", "--agent", agent,
-                "--session-key", session, "--message", message]
+                "--session-key", session, "--message", f"{message} [{session}]"]
         first_line = len(self.lines())
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, cwd=self.root, env=self.env(), stdin=subprocess.DEVNULL,
@@ -463,10 +466,12 @@ class GatewayRig:
                 os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
         t1 = time.monotonic()
+        tag = f"[{session}]"
         requests = tuple(
             r for r in list(self.fake.requests)
             if t0 <= r.received_at <= t1 and r.path in ("/api/chat", "/v1/chat/completions",
                                                          "/chat/completions")
+            and tag in json.dumps(r.body)
         )
         return Turn(agent=agent, session=session, rc=proc.returncode,
                     elapsed_s=round(t1 - t0, 3), stdout=out.decode("utf-8", "replace"),
@@ -520,3 +525,53 @@ class GatewayRig:
             return next((o for o in self.outcome_lines(turn.first_line)
                          if o.get("session") == turn.session_key), None)
         return wait_until(find, timeout, f"the run outcome of {turn.session_key}")
+
+
+class WatcherProcess:
+    """``failover-watcher run`` as a subprocess, as systemd would start it: tailing
+    ``journal_dir`` from its head, reading the rig's ``openclaw.json``, writing the pin
+    file under ``root/state``. ``settings`` is the rest of its ``watcher.toml``."""
+
+    def __init__(
+        self, root: Path, gateway_config: Path, journal_dir: Path, settings: str = "",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.state = root / "state"
+        self.pin_path = self.state / "fallback-state.json"
+        self.config = root / "watcher.toml"
+        self.config.write_text(
+            f'state_dir = "{self.state}"\n'
+            f'gateway_config = "{gateway_config}"\n'
+            "tick_interval_s = 1\n"
+            f'[journal]\nsource = "journal:{journal_dir}"\nstart_at = "head"\n'
+            "[metrics]\nport = 0\n"
+            + settings
+        )
+        self.env = {**os.environ, **(env or {})}
+        self.log = root / "watcher.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WatcherProcess:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "watcher.cli", "run", "--config", str(self.config)],
+                stdout=out, stderr=subprocess.STDOUT, env=self.env,
+            )
+        wait_until(self._started, 30, "the watcher to start")
+        return self
+
+    def _started(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"the watcher exited ({self.proc.returncode}):\n"
+                                 + self.log.read_text())
+        return (self.state / "metrics.port").exists()
+
+    def pins(self) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(self.pin_path.read_text())
+        return doc
+
+    def stop(self) -> int | None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(20)
+        return None if self.proc is None else self.proc.returncode

@@ -11,18 +11,12 @@ tailing that journal and writing the pin file the plugin reads.
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.gateway.rig import GatewayRig, gateway_binaries, wait_until
+from tests.gateway.rig import GatewayRig, WatcherProcess, gateway_binaries, wait_until
 from watcher.testing.fake_models import FakeModelServer, Reply
 from watcher.testing.journal import LiveJournal
 
@@ -30,60 +24,22 @@ PRIMARY, FALLBACK, LAST = "ollama/first", "backup/second", "other/third"
 AGENTS = {"alpha": (PRIMARY, [FALLBACK, LAST])}
 
 
-class Watcher:
-    """``failover-watcher run`` as a subprocess, as systemd would start it."""
-
-    def __init__(self, root: Path, gateway_config: Path, journal_dir: Path) -> None:
-        self.state = root / "state"
-        self.config = root / "watcher.toml"
-        self.config.write_text(
-            f"""\
-state_dir = "{self.state}"
-gateway_config = "{gateway_config}"
-tick_interval_s = 1
-
-[journal]
-source = "journal:{journal_dir}"
-start_at = "head"
-
+WATCHER_SETTINGS = """\
 [policy]
 cooldown_base_s = 900
 
 [probes]
 enabled = false
 
-[metrics]
-port = 0
-
 [plugin]
 heartbeat_s = 5
 """
-        )
-        self.log = root / "watcher.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "watcher.cli", "run", "--config", str(self.config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(lambda: (self.state / "metrics.port").exists() or None, 30, "watcher start")
-
-    def pins(self) -> dict[str, Any]:
-        return json.loads((self.state / "fallback-state.json").read_text())  # type: ignore[no-any-return]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
 
 
 @pytest.fixture(scope="module")
 def loop(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[GatewayRig, Watcher, FakeModelServer]]:
+) -> Iterator[tuple[GatewayRig, WatcherProcess, FakeModelServer]]:
     gateway_binaries()
     root = tmp_path_factory.mktemp("loop")
     fake = FakeModelServer(default=Reply.ok("ok")).start_in_thread()
@@ -95,7 +51,7 @@ def loop(
             root / "gw", AGENTS, fake, root / "state" / "fallback-state.json", journal=journal
         )
         (root / "gw").mkdir(exist_ok=True)
-        watcher = Watcher(root, gateway.config_path, root / "journal")
+        watcher = WatcherProcess(root, gateway.config_path, root / "journal", WATCHER_SETTINGS)
         try:
             gateway.start()
             watcher.start()
@@ -107,7 +63,7 @@ def loop(
 
 
 def test_a_throttled_primary_moves_the_pin_and_the_next_turn_never_asks_it(
-    loop: tuple[GatewayRig, Watcher, FakeModelServer],
+    loop: tuple[GatewayRig, WatcherProcess, FakeModelServer],
 ) -> None:
     gateway, watcher, _ = loop
     first = gateway.turn("alpha")
@@ -126,7 +82,7 @@ def test_a_throttled_primary_moves_the_pin_and_the_next_turn_never_asks_it(
 
 
 def test_a_failing_pinned_model_is_blamed_not_the_primary_and_the_chain_still_serves(
-    loop: tuple[GatewayRig, Watcher, FakeModelServer],
+    loop: tuple[GatewayRig, WatcherProcess, FakeModelServer],
 ) -> None:
     gateway, watcher, fake = loop
     wait_until(
