@@ -29,7 +29,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -89,6 +89,10 @@ AUDIT_FILENAME = "audit.jsonl"
 ALERT_SEQ_META = "daemon_alert_seq"
 SNAPSHOT_VERSION = 1
 
+
+# How often a decision waiting for a held pin lock tries it again. flock(1) waiters
+# queue in the kernel and get the lock first anyway; this only bounds the extra delay.
+LOCK_POLL_ASYNC_S = 0.02
 
 def sd_notify(message: str) -> None:
     """sd_notify through systemd-python; a no-op outside systemd."""
@@ -219,6 +223,7 @@ class Watcher:
         self.applied_entries = 0
         self.lag_s: float | None = None
         self._pins_written_at: float | None = None
+        self._lock_wait_since: float | None = None  # monotonic; a decision waits for it
         self.plugin_check: PluginCheck | None = None
 
         self.chain_source = ChainSource(settings.gateway_config)
@@ -451,6 +456,49 @@ class Watcher:
                     DEFAULT_LOCK_TIMEOUT,
                 )
 
+    @contextlib.asynccontextmanager
+    async def pin_lock_held(self) -> AsyncIterator[None]:
+        """Hold the pin file lock, waiting for it without blocking the event loop.
+
+        A ``flock <pin>.lock ...`` held by an operator (or a stuck script) used to stop
+        the loop inside ``apply``: no watchdog ping, no STATUS, no cards, no Telegram.
+        Now only the decision waits; the lock is polled, and everything else runs."""
+        started = time.monotonic()
+        warned_at = 0.0
+        while not self.pins.try_hold():
+            if self._lock_wait_since is None:
+                self._lock_wait_since = started
+            await asyncio.sleep(LOCK_POLL_ASYNC_S)
+            waited = time.monotonic() - started
+            if waited - warned_at >= DEFAULT_LOCK_TIMEOUT:
+                warned_at = waited
+                self.metrics.watcher.pin_lock_timeouts.inc()
+                log.warning(
+                    "the pin file lock %s.lock has been held by someone else for %.0f s; "
+                    "decisions wait for it, everything else goes on (is an operator "
+                    "script looping on it?)",
+                    self.pins.path,
+                    waited,
+                )
+        if self._lock_wait_since == started:
+            self._lock_wait_since = None
+        try:
+            yield
+        finally:
+            self.pins.release_hold()
+
+    async def apply_async(
+        self,
+        events: list[Event],
+        *,
+        position: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> list[str]:
+        """``apply`` from the event loop: the pin lock is awaited first, so ``apply``
+        finds it held and never blocks the loop."""
+        async with self.pin_lock_held():
+            return self.apply(events, position=position, now=now)
+
     def _carry_out_alert(self, alert: Alert) -> None:
         """An alert the shell raises itself (audit set aside, probe budget spent)."""
         self.intake.submit(alert, now=self.clock(), flapping=self._flapping_agents())
@@ -537,7 +585,7 @@ class Watcher:
             provider = result.model.partition("/")[0]
             outcome = "ok" if result.ok else str(result.failure_class or "unknown")
             self.metrics.watcher.probe_results.labels(provider, outcome).inc()
-            self.apply([result])
+            await self.apply_async([result])
 
         async def on_budget(status: Any) -> None:
             self._carry_out_alert(
@@ -629,7 +677,14 @@ class Watcher:
             f"{len(in_fallback)} agent(s) in fallback"
             + (f" ({', '.join(in_fallback)})" if in_fallback else "")
             + f"; {len(cooling)} model(s) cooling down; journal lag {lag}"
+            + self._lock_wait_note()
         )
+
+    def _lock_wait_note(self) -> str:
+        since = self._lock_wait_since
+        if since is None:
+            return ""
+        return f"; decisions waiting for the pin lock for {time.monotonic() - since:.0f}s"
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -665,9 +720,10 @@ class Watcher:
                 first_run_after_s=self.settings.probes.first_run_after_s,
             )
             self.scheduler.start()
-        self.apply([Tick()])  # adopt hand edits made while stopped; expire old holds
-        self.check_plugin(announce=True)
-        self.heartbeat()
+        async with self.pin_lock_held():
+            self.apply([Tick()])  # adopt hand edits made while stopped; expire old holds
+            self.check_plugin(announce=True)
+            self.heartbeat()
         sd_notify(f"READY=1\nSTATUS={self.status_line()}")
         log.info("failover-watcher %s running: %s", __version__, self.status_line())
         tasks = [
@@ -704,32 +760,45 @@ class Watcher:
 
     async def _tail(self, source: Any) -> None:
         async for batch in source.batches():
-            self.apply_batch(batch, source)
+            async with self.pin_lock_held():
+                self.apply_batch(batch, source)
             if self._stop.is_set():
                 break
 
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.settings.tick_interval_s)
-            if self._reload:
-                self._reload = False
-                sd_notify("RELOADING=1")
-                self.poll_chains()
-                sd_notify("READY=1")
-                log.info("reloaded: %s", self.status_line())
-            else:
-                self.poll_chains()
-            self.apply([Tick()])
-            self.heartbeat()
-            sd_notify(f"STATUS={self.status_line()}")
+            async with self.pin_lock_held():
+                if self._reload:
+                    self._reload = False
+                    sd_notify("RELOADING=1")
+                    self.poll_chains()
+                    sd_notify("READY=1")
+                    log.info("reloaded: %s", self.status_line())
+                else:
+                    self.poll_chains()
+                self.apply([Tick()])
+                self.heartbeat()
 
     async def _watchdog(self) -> None:
+        """``WATCHDOG=1`` at half the unit's ``WatchdogSec``, and ``STATUS=`` every tick.
+
+        Nothing here waits for the pin lock or the journal: the pings say the loop is
+        alive, so they must not stop while a decision waits (the status says so)."""
         usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
-        if usec <= 0:  # not under a systemd watchdog: nothing to do, but stay alive
-            await asyncio.Event().wait()
+        ping_s = usec / 2_000_000 if usec > 0 else None
+        status_s = self.settings.tick_interval_s
+        next_ping = next_status = time.monotonic()
         while True:
-            sd_notify("WATCHDOG=1")
-            await asyncio.sleep(usec / 2_000_000)
+            now = time.monotonic()
+            if ping_s is not None and now >= next_ping:
+                sd_notify("WATCHDOG=1")
+                next_ping = now + ping_s
+            if now >= next_status:
+                sd_notify(f"STATUS={self.status_line()}")
+                next_status = now + status_s
+            wake = min(next_status, next_ping) if ping_s is not None else next_status
+            await asyncio.sleep(max(0.0, wake - time.monotonic()))
 
     def _start_metrics(self) -> Any:
         m = self.settings.metrics

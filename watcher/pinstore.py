@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from filelock import UnixFileLock
+from filelock import Timeout, UnixFileLock
 
 from watcher import pinfile
 from watcher.atomic import atomic_write_bytes, fsync_dir, write_fully
@@ -154,6 +154,21 @@ class PinStore:
         self._good_bytes: bytes | None = None  # content of last-good
 
     # -- public API ------------------------------------------------------------------
+
+    def try_hold(self) -> bool:
+        """Take ``<pin>.lock`` now if it is free, without waiting; True when held.
+
+        A hold nests with ``locked()`` (the flock is counted), so a caller on an event
+        loop can wait for the lock asynchronously, polling this, and then run its
+        synchronous read-modify-write without blocking. Pair with ``release_hold()``."""
+        try:
+            self._flock.acquire(timeout=0)
+        except Timeout:
+            return False
+        return True
+
+    def release_hold(self) -> None:
+        self._flock.release()
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[PinTransaction]:

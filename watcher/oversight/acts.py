@@ -35,7 +35,7 @@ class Steerable(Protocol):
     state: State
     state_dir: Path
 
-    def apply(
+    async def apply_async(
         self,
         events: list[Event],
         *,
@@ -59,27 +59,29 @@ class Acts:
     def __init__(self, watcher: Steerable) -> None:
         self.watcher = watcher
 
-    def _apply(self, event: Event, now: float) -> str:
+    async def _apply(self, event: Event, now: float) -> str:
         # ``apply`` decides hand edits of the pin file it finds first; the operator's
         # own event is decided last, so its sentence is the one to answer with.
-        return _reply(self.watcher.apply([event], now=now)[-1:])
+        return _reply((await self.watcher.apply_async([event], now=now))[-1:])
 
-    def refuse(self, actor: str, action: str, why: str, chat: int | None, now: float) -> None:
+    async def refuse(self, actor: str, action: str, why: str, chat: int | None, now: float) -> None:
         """Audit a refused attempt (stranger, stale button or command)."""
         chat_text = None if chat is None else str(chat)
-        self.watcher.apply([AccessRefused(actor, action[:80], why, chat_text)], now=now)
+        await self.watcher.apply_async(
+            [AccessRefused(actor, action[:80], why, chat_text)], now=now
+        )
 
     # -- commands ------------------------------------------------------------------------
 
     async def run(self, cmd: StateCommand, actor: str, now: float) -> str:
         if isinstance(cmd, HoldCommand):
             until = None if cmd.duration_s is None else now + cmd.duration_s
-            return self._apply(Hold(cmd.agent, cmd.model, until, cmd.note, actor), now)
+            return await self._apply(Hold(cmd.agent, cmd.model, until, cmd.note, actor), now)
         if isinstance(cmd, ReleaseCommand):
-            return self._apply(Release(cmd.agent, actor), now)
+            return await self._apply(Release(cmd.agent, actor), now)
         if isinstance(cmd, FailbackCommand):
             return await self.failback(cmd.agent, actor, now)
-        return self._apply(MuteCards(cmd.key, now + cmd.duration_s, actor), now)
+        return await self._apply(MuteCards(cmd.key, now + cmd.duration_s, actor), now)
 
     async def failback(self, agent_id: str, actor: str, now: float) -> str:
         """Probe the primary once, now; fail back only on a good answer."""
@@ -89,7 +91,7 @@ class Acts:
         primary = agent.chain[0]
         probe = await self.watcher.probe_now(primary)
         # Applied either way: a failed probe is refused by the core, and audited.
-        sentence = self._apply(FailbackNow(agent_id, actor, probe), now)
+        sentence = await self._apply(FailbackNow(agent_id, actor, probe), now)
         if probe.ok:
             return sentence
         fc = probe.failure_class.value if probe.failure_class else "unknown"
@@ -107,7 +109,7 @@ class Acts:
         p = button.payload
         if button.action == "mute":
             until = now + float(p["duration_s"])
-            return self._apply(MuteCards(str(p["key"]), until, actor), now)
+            return await self._apply(MuteCards(str(p["key"]), until, actor), now)
         replies: list[str] = []
         for agent_id in p.get("agents", []):
             agent = self.watcher.state.agents.get(agent_id)
@@ -122,5 +124,5 @@ class Acts:
                 model = agent.serving  # grouped card with several targets: where it is now
             until = now + float(p["duration_s"])
             note = f"card button, until {iso(until)}"
-            replies.append(self._apply(Hold(agent_id, model, until, note, actor), now))
+            replies.append(await self._apply(Hold(agent_id, model, until, note, actor), now))
         return "\n".join(replies) or "nothing to do."

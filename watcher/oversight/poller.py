@@ -262,7 +262,7 @@ class TelegramControl:
         why = self.allowlist.refusal(user.id if user else None, message.chat_id)
         if why is not None:
             log.warning("telegram commands: refused %s in chat %s: %s", actor, message.chat_id, why)
-            self.acts.refuse(actor, text, why, message.chat_id, now)
+            await self.acts.refuse(actor, text, why, message.chat_id, now)
             uid = user.id if user else "unknown"
             await self._reply(
                 message,
@@ -293,7 +293,7 @@ class TelegramControl:
             why = (
                 f"stale command ({_minutes(age)} old, limit {_minutes(self.config.command_ttl_s)})"
             )
-            self.acts.refuse(actor, text, why, message.chat_id, now)
+            await self.acts.refuse(actor, text, why, message.chat_id, now)
             await self._reply(message, f"⌛ Not acting on a {why}. Send it again. Nothing changed.")
             return
         wait = self.rate.take(user.id, now)
@@ -325,7 +325,7 @@ class TelegramControl:
             log.warning(
                 "telegram commands: refused %s (button) in chat %s: %s", actor, chat_id, why
             )
-            self.acts.refuse(actor, f"button {data}", why, chat_id, now)
+            await self.acts.refuse(actor, f"button {data}", why, chat_id, now)
             await self._answer(
                 query,
                 f"⛔ Not allowed: {why}. Your Telegram user id is {user.id}. "
@@ -351,7 +351,7 @@ class TelegramControl:
         age = now - button.issued_at
         if is_stale(button.issued_at, now, self.config.button_ttl_s):
             why = f"stale button ({_minutes(age)} old, limit {_minutes(self.config.button_ttl_s)})"
-            self.acts.refuse(actor, f"button {button.action}", why, chat_id, now)
+            await self.acts.refuse(actor, f"button {button.action}", why, chat_id, now)
             await self._answer(
                 query,
                 f"⌛ Refused: {why}. Nothing changed. Use a command instead (/help).",
@@ -412,7 +412,7 @@ class TelegramControl:
             self.store.close_confirmation(ident, "cancelled")
             limit = _minutes(self.config.confirm_ttl_s)
             why = f"stale confirmation ({_minutes(age)} old, limit {limit})"
-            self.acts.refuse(actor, "confirm", why, chat_id, now)
+            await self.acts.refuse(actor, "confirm", why, chat_id, now)
             await self._edit(query, f"⌛ Refused: {why}. Nothing changed.")
             await self._answer(query, "Too late: nothing changed.", alert=True)
             return
