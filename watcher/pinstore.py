@@ -42,7 +42,7 @@ from typing import Literal
 from filelock import Timeout, UnixFileLock
 
 from watcher import pinfile
-from watcher.atomic import atomic_write_bytes, fsync_dir, write_fully
+from watcher.atomic import atomic_write_bytes, fsync_dir, keep_ownership, write_fully
 from watcher.pincheck import PinFileInvalid, PinValidator, check_text
 from watcher.pinfile import PinFile
 
@@ -252,8 +252,8 @@ class PinStore:
             check_text(data, self.validator)
             # Pin first: a crash before last-good follows leaves the rebased edit judged
             # against the older last-good, and the operator's changes are still all it adds.
-            atomic_write_bytes(self.path, data, PIN_MODE)
-            atomic_write_bytes(self.last_good_path, ours, PIN_MODE)
+            atomic_write_bytes(self.path, data, PIN_MODE, keep_owner=True)
+            atomic_write_bytes(self.last_good_path, ours, PIN_MODE, keep_owner=True)
             self._known, self._good, self._good_bytes = ours, pins, ours
             return False
 
@@ -341,7 +341,7 @@ class PinStore:
         self._known = disk
         self._good = pins
         self._good_bytes = disk
-        atomic_write_bytes(self.last_good_path, disk, PIN_MODE)
+        atomic_write_bytes(self.last_good_path, disk, PIN_MODE, keep_owner=True)
         if previous is not None and pins == previous:
             return PinRead(pins, NoChange())  # reformatted only: nothing was decided
         return PinRead(pins, AdoptedEdit(pins, previous))
@@ -354,7 +354,7 @@ class PinStore:
         while target.exists():
             target = self.path.with_name(f"{base}-{n}")
             n += 1
-        atomic_write_bytes(target, text, PIN_MODE)
+        atomic_write_bytes(target, text, PIN_MODE, keep_owner=True)
         return target
 
     def _restore(self) -> PinFile:
@@ -362,8 +362,8 @@ class PinStore:
         if self._good_bytes is None:
             self._good = PinFile()
             self._good_bytes = pinfile.dumps(self._good).encode()
-            atomic_write_bytes(self.last_good_path, self._good_bytes, PIN_MODE)
-        atomic_write_bytes(self.path, self._good_bytes, PIN_MODE)
+            atomic_write_bytes(self.last_good_path, self._good_bytes, PIN_MODE, keep_owner=True)
+        atomic_write_bytes(self.path, self._good_bytes, PIN_MODE, keep_owner=True)
         self._known = self._good_bytes
         return self._good
 
@@ -406,17 +406,19 @@ class PinStore:
             return
         check_text(data)  # never put an invalid file in front of the gateway
         if self.role == "operator":
-            atomic_write_bytes(self.path, data, PIN_MODE)
+            atomic_write_bytes(self.path, data, PIN_MODE, keep_owner=True)
         else:
             staged = self.path.with_name(
                 f"{self._staged_prefix()}{os.getpid()}-{threading.get_ident()}"
             )
-            _write_synced(staged, data)
+            _write_synced(staged, data, self.path)
             try:
                 # One directory fsync after both renames: they are in the same directory,
                 # so a crash (or power loss: the journalling filesystems order them)
                 # leaves at most the second undone, which the next start finishes.
-                atomic_write_bytes(self.last_good_path, data, PIN_MODE, sync_dir=False)
+                atomic_write_bytes(
+                    self.last_good_path, data, PIN_MODE, sync_dir=False, keep_owner=True
+                )
                 os.replace(staged, self.path)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
@@ -428,10 +430,12 @@ class PinStore:
         self._good = pins
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: bytes, like: Path) -> None:
+    """``data`` into a new file ``path``, fsync'd, owned like ``like`` (which it will
+    replace)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PIN_MODE)
     try:
-        os.fchmod(fd, PIN_MODE)
+        os.fchmod(fd, keep_ownership(fd, like, PIN_MODE))
         write_fully(fd, data)
         os.fsync(fd)
     finally:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from watcher.atomic import OwnershipError
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError
 from watcher.durations import parse_duration
@@ -81,6 +82,13 @@ def _edit(args: argparse.Namespace, change: Callable[[AgentPin], AgentPin]) -> i
         store.update(fn)
     except _Refused as exc:
         print(f"pin: {exc}; nothing changed", file=sys.stderr)
+        return 1
+    except OwnershipError as exc:
+        print(f"pin: {exc} Nothing changed.", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"pin: cannot edit {store.path}: {exc.strerror or exc}; nothing changed",
+              file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"pin: refused, the result would be invalid: {exc}", file=sys.stderr)
