@@ -120,3 +120,31 @@ def test_pin_refuses_to_take_over_a_file_another_user_owns(world: Path) -> None:
     assert "belongs to root" in err and "Nothing changed" in err
     assert "Traceback" not in err
     assert pin.read_bytes() == before and _owner(pin)[0] == "root"
+
+
+FAIL = (
+    "2026-05-20T14:00:00.000+00:00 [model-fallback/decision] model fallback decision: "
+    "decision=candidate_failed requested=ollama/glm-5.1:cloud candidate=ollama/glm-5.1:cloud "
+    "reason=server_error next=deepseek/deepseek-v4-flash detail=503 upstream down"
+)
+
+
+def test_replay_refuses_a_used_state_dir_and_writes_nothing_there(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = world / "recorded.log"
+    log.write_text(FAIL + "\n")
+    config = str(world / "watcher.toml")
+    state = world / "state"
+    before = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()}
+
+    for used in (state, world):  # the live state dir, and any non-empty directory
+        assert main(["replay", str(log), "--config", config, "--state-dir", str(used)]) == 2
+        err = capsys.readouterr().err
+        assert "refusing --state-dir" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()} == before
+
+    fresh = world / "replay-state"
+    assert main(["replay", str(log), "--config", config, "--state-dir", str(fresh)]) == 0
+    assert json.loads((fresh / "fallback-state.json").read_text())["agents"]["nexus"][
+        "current_serving"] == "deepseek/deepseek-v4-flash"

@@ -49,6 +49,22 @@ def _policy(arg: str | None, default: Policy) -> Policy:
     return Policy(**tomllib.loads(Path(arg).read_text(encoding="utf-8")))
 
 
+def _unfit_state_dir(path: Path, live: Path) -> str | None:
+    """Why ``path`` must not hold a replay's state, or None. A replay writes pins,
+    cooldowns and audit records with the recorded clock's times: into a live (or any
+    used) state directory that would rewrite the truth of a running watcher."""
+    if path.resolve() == live.resolve():
+        return "it is this config's live state_dir"
+    if path.exists() and not path.is_dir():
+        return "it is not a directory"
+    if path.is_dir():
+        entries = sorted(p.name for p in path.iterdir())
+        if entries:
+            shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+            return f"it is not empty ({shown})"
+    return None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from watcher.daemon import Watcher
     from watcher.source import SourceError, open_source
@@ -61,6 +77,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"replay: bad --policy: {exc}", file=sys.stderr)
         return 2
+    if args.state_dir is not None:
+        problem = _unfit_state_dir(args.state_dir, base.state_dir)
+        if problem:
+            print(f"replay: refusing --state-dir {args.state_dir}: {problem}. Give a new or "
+                  "empty directory, or leave --state-dir out for a temporary one.",
+                  file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory(prefix="fw-replay-") as tmp:
         state_dir = args.state_dir or Path(tmp)
         # model_copy, not a re-validation of model_dump(): a dumped CredentialRef is a
