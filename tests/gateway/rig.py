@@ -160,6 +160,7 @@ class Turn:
     stderr: str
     requests: tuple[RecordedRequest, ...]  # this turn's chat requests, as the fake got them
     first_line: int  # index in ``GatewayRig.lines()`` when the turn began
+    started_at: float = 0.0  # time.monotonic() when the CLI was started
 
     @property
     def ok(self) -> bool:
@@ -192,7 +193,10 @@ class GatewayRig:
         extra_config: Mapping[str, Any] | None = None,
         colour: bool = False,
         extra_env: Mapping[str, str] | None = None,
+        default_retries: frozenset[str] = frozenset(),
     ) -> None:
+        """``default_retries``: agents left on the gateway's own provider retry settings
+        (no ``settings.json``); every other agent gets ``maxRetries: 0``."""
         if not agents:
             raise ValueError("a gateway needs at least one agent")
         self.root = Path(root).resolve()
@@ -206,6 +210,7 @@ class GatewayRig:
         self.extra_config = dict(extra_config or {})
         self.colour = colour
         self.extra_env = dict(extra_env or {})
+        self.default_retries = default_retries
         self.node, self.openclaw = gateway_binaries()
         self.home = self.root / "home"
         self.state_dir = self.home / ".openclaw"
@@ -334,6 +339,8 @@ class GatewayRig:
             (self.root / "workspaces" / agent).mkdir(parents=True, exist_ok=True)
             agent_dir = self.state_dir / "agents" / agent / "agent"
             agent_dir.mkdir(parents=True, exist_ok=True)
+            if agent in self.default_retries:
+                continue
             # Without this a 429 costs the turn several same-model retries.
             (agent_dir / "settings.json").write_text(
                 json.dumps({"retry": {"provider": {"maxRetries": 0}}}, indent=2) + "\n")
@@ -476,7 +483,7 @@ class GatewayRig:
         return Turn(agent=agent, session=session, rc=proc.returncode,
                     elapsed_s=round(t1 - t0, 3), stdout=out.decode("utf-8", "replace"),
                     stderr=err.decode("utf-8", "replace"), requests=requests,
-                    first_line=first_line)
+                    first_line=first_line, started_at=t0)
 
     # -- what the gateway said ---------------------------------------------------------
     def lines(self, since: int = 0) -> list[str]:
