@@ -9,6 +9,7 @@ or ``env:NAME``. ``load_settings`` raises ``ConfigError`` listing every problem.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,13 @@ from pydantic_settings import (
 
 from watcher.alerts.config import AlertsConfig
 from watcher.core.policy import Policy
+from watcher.durations import parse_duration
 from watcher.oversight.config import ControlConfig
 from watcher.providers import ProviderConfig
 
 DEFAULT_CONFIG = Path("/etc/failover-watcher/watcher.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/failover-watcher")
+SOURCE_KINDS = ("journal", "file", "jsonl", "export")
 
 
 class ConfigError(ValueError):
@@ -62,9 +65,33 @@ class JournalSettings(_Section):
     @field_validator("start_at")
     @classmethod
     def _start_at(cls, value: str) -> str:
-        if value not in ("tail", "head") and not value.startswith("since:"):
-            raise ValueError("must be tail, head or since:<duration> (e.g. since:15m)")
-        return value
+        if value in ("tail", "head"):
+            return value
+        kind, _, duration = value.partition(":")
+        if kind == "since":
+            try:
+                parse_duration(duration)
+            except ValueError as exc:
+                raise ValueError(f"since:<duration> has a bad duration: {exc}") from None
+            return value
+        raise ValueError("must be tail, head or since:<duration> (e.g. since:15m)")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        kind, sep, rest = value.partition(":")
+        if value in ("journal", "-"):
+            return value
+        if sep and kind in SOURCE_KINDS:
+            if not rest:
+                raise ValueError(f"{kind}: needs a path after the colon")
+            return value
+        if sep and "/" not in kind:
+            raise ValueError(
+                f"unknown source kind {kind!r}: use journal, journal:DIR, file:PATH, "
+                "jsonl:PATH, export:PATH or -"
+            )
+        return value  # a plain path: a journal directory or a recorded log to replay
 
 
 class ProbeSettings(_Section):
@@ -158,14 +185,34 @@ def _problems(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
         where = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        out.append(f"{where}: {err['msg']}")
+        out.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return out
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the config file cannot be read, in words, or None."""
+    try:
+        if path.is_dir():
+            return "is a directory, not a config file"
+        with path.open("rb"):
+            return None
+    except FileNotFoundError:
+        return "no such config file"
+    except PermissionError:
+        import getpass
+
+        return (f"permission denied for user {getpass.getuser()} (the file, or a directory "
+                "above it, is not readable; see the README's install section)")
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> WatcherSettings:
     """Load ``path`` (TOML; None or missing default: environment and defaults only)."""
-    if path is not None and not Path(path).is_file():
-        raise ConfigError([f"{path}: no such config file"])
+    if path is not None:
+        problem = _unreadable(Path(path))
+        if problem:
+            raise ConfigError([f"{path}: {problem}"])
     toml_file = Path(path) if path is not None else None
 
     class _FromFile(WatcherSettings):
@@ -176,6 +223,24 @@ def load_settings(path: Path | None = None, **overrides: Any) -> WatcherSettings
     try:
         return _FromFile(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_problems(exc)) from None
+        problems = _problems(exc)
+        raise ConfigError(problems + _cross_field_problems(toml_file, problems)) from None
     except (OSError, ValueError) as exc:  # unreadable file, TOML syntax
         raise ConfigError([f"{path}: {exc}"]) from None
+
+
+def _cross_field_problems(path: Path | None, already: list[str]) -> list[str]:
+    """Pydantic skips a model's cross-field checks while one of its fields is bad, so a
+    second run would find new problems. List them now, from the file's raw values."""
+    if path is None:
+        return []
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, ValueError):
+        return []
+    section = raw.get("policy")
+    if not isinstance(section, dict):
+        return []
+    found = [f"policy: {p}" for p in Policy.cross_field_problems(section)]
+    return [p for p in found if not any(p.split(": ", 1)[1] in a for a in already)]

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import os
 import random
 import signal
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -720,6 +722,8 @@ class Watcher:
                 first_run_after_s=self.settings.probes.first_run_after_s,
             )
             self.scheduler.start()
+        # The watchdog first: the start-up step below may wait for a held pin lock.
+        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         async with self.pin_lock_held():
             self.apply([Tick()])  # adopt hand edits made while stopped; expire old holds
             self.check_plugin(announce=True)
@@ -729,7 +733,7 @@ class Watcher:
         tasks = [
             asyncio.create_task(self._tail(source), name="tail"),
             asyncio.create_task(self._ticker(), name="tick"),
-            asyncio.create_task(self._watchdog(), name="watchdog"),
+            watchdog,
         ]
         stopper = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -822,14 +826,24 @@ def run(settings: WatcherSettings) -> int:
         boot_id=read_boot_id(),
         saved=saved_anchor(Path(settings.state_dir) / SNAPSHOT_FILENAME),
     )
+    from watcher.alerts.config import TokenUnavailable
+
     try:
         watcher = Watcher(settings, clock=clock)
+        clock.bind(watcher.metrics.clock, lambda: watcher.state)
+        _register_provider_secrets(settings, watcher.chain_source.config.providers)
+        return asyncio.run(watcher.run())
     except GatewayConfigError as exc:
         log.error("cannot read the gateway config %s: %s", settings.gateway_config, exc)
-        return 1
-    clock.bind(watcher.metrics.clock, lambda: watcher.state)
-    _register_provider_secrets(settings, watcher.chain_source.config.providers)
-    return asyncio.run(watcher.run())
+    except TokenUnavailable as exc:
+        log.error("alerts.bot_token: %s; fix it, then restart (validate-config checks it)",
+                  exc)
+    except (OSError, sqlite3.Error) as exc:
+        # Nearly always the state directory: its owner, its mode, or a full disk.
+        where = getattr(exc, "filename", None) or settings.state_dir
+        log.error("cannot use %s: %s (the state directory must be writable by user %s)",
+                  where, getattr(exc, "strerror", None) or exc, getpass.getuser())
+    return 1
 
 
 def _register_provider_secrets(settings: WatcherSettings, gateway_providers: Any) -> None:

@@ -57,3 +57,16 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # json-five logs every parsed value at DEBUG, apiKey included.
     logging.getLogger("json5").setLevel(logging.WARNING)
+
+
+def quiet_stdout() -> None:
+    """After a ``BrokenPipeError`` (``... --json | head``): point stdout at /dev/null so
+    the interpreter's final flush cannot raise again and print a traceback."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,7 +72,9 @@ def wait_for(predicate: Any, timeout: float = 30.0) -> bool:
 
 
 def run_daemon(tmp_path: Path, gateway: Path, *extra: str, audited: bool = False,
-               until: Any) -> tuple[int, str, str]:
+               until: Any = None) -> tuple[int, str, str]:
+    """Run the breaker on a journal with four paid calls; SIGTERM it once ``until()``
+    holds (``until=None``: it must exit by itself, as ``--dry-run`` does)."""
     journal = tmp_path / "journal"
     now = time.time()
     entries = [JournalEntry("gateway started", realtime=now - 5)]
@@ -87,11 +90,19 @@ def run_daemon(tmp_path: Path, gateway: Path, *extra: str, audited: bool = False
     with open(out, "wb") as so, open(err, "wb") as se:
         proc = subprocess.Popen([*argv, "run", "--config", str(config), *extra], cwd=ROOT,
                                 env=env, stdout=so, stderr=se)
-        try:
-            reached = wait_for(until)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=20)
+        if until is None:
+            try:
+                code = proc.wait(timeout=30)
+                reached = True
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code, reached = proc.wait(), False
+        else:
+            try:
+                reached = wait_for(until)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                code = proc.wait(timeout=20)
     assert reached, f"timed out; stderr:\n{err.read_text()}"
     return code, out.read_text(), err.read_text()
 
@@ -142,10 +153,9 @@ def test_the_breaker_only_writes_the_gateway_config_dir_and_its_own_state(
 
 def test_dry_run_prints_the_diff_and_writes_nothing(tmp_path: Path, gateway: Path) -> None:
     before = gateway.stat().st_mtime_ns
-    code, out, err = run_daemon(
-        tmp_path, gateway, "--dry-run",
-        until=lambda: "+++" in (tmp_path / "stdout").read_text())
+    code, out, err = run_daemon(tmp_path, gateway, "--dry-run")  # one-shot: exits by itself
     assert code == 0, err
+    assert "+++" in out
     assert '-          "openai/gpt-5.2",' in out
     assert "sk-test" not in out + err
     assert gateway.read_text() == GATEWAY_JSON and gateway.stat().st_mtime_ns == before
@@ -219,3 +229,41 @@ def test_the_breaker_sends_its_own_tripped_card_to_telegram(
         assert code == 0, err
         assert "Breaker tripped" in bot.messages[0].text or "openai" in bot.messages[0].text
         assert token not in err
+
+
+def test_run_with_a_missing_cred_token_says_so_in_one_line(tmp_path: Path, gateway: Path) -> None:
+    config = write_toml(tmp_path, gateway, journal=f"journal:{tmp_path / 'journal'}")
+    with config.open("a") as fh:
+        fh.write('\n[breaker.alerts]\nbot_token = "cred:telegram-bot-token"\nchat_id = 42\n')
+    env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+    proc = subprocess.run([PY, "-m", "watcher.breaker.cli", "run", "--config", str(config)],
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1
+    assert "alerts.bot_token" in proc.stderr and "CREDENTIALS_DIRECTORY" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_status_into_a_closed_pipe_prints_no_traceback(tmp_path: Path, gateway: Path) -> None:
+    config = write_toml(tmp_path, gateway)
+    proc = subprocess.Popen([PY, "-m", "watcher.breaker.cli", "status", "--json", "--config",
+                             str(config)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `| head` that has already gone: the write gets EPIPE
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(30) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_the_readme_breaker_toml_is_a_valid_config() -> None:
+    from watcher.breaker.config import parse_config
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(\[breaker\]\n.*?)```", readme, flags=re.S)
+    assert len(blocks) == 1, "expected one breaker.toml example in the README"
+    config = parse_config(blocks[0], "README.md")
+    assert config.alerts is not None and config.alerts.bot_token == "cred:telegram-bot-token"
+    unit = (ROOT / "systemd" / "failover-breaker.service").read_text()
+    assert "LoadCredential=telegram-bot-token:/etc/failover-watcher/telegram-bot-token" in unit
+    assert "No network at all" not in unit

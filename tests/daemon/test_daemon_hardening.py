@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pwd
+import re
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -51,6 +54,11 @@ def as_user(user: str, fn: Callable[[], int]) -> tuple[int, str]:
     its exit code and what it wrote to stderr. (A fork, not an exec: this interpreter
     lives under /root, which other users cannot enter.)"""
     pw = pwd.getpwnam(user)
+    # Import now what the child would import lazily: the interpreter's own files sit
+    # under /root, which the child may no longer read.
+    for module in ("encodings.ascii", "encodings.latin_1", "watcher.daemon", "watcher.cli.run",
+                   "watcher.cli.pin", "watcher.source", "watcher.logsetup", "getpass"):
+        importlib.import_module(module)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -148,3 +156,85 @@ def test_replay_refuses_a_used_state_dir_and_writes_nothing_there(
     assert main(["replay", str(log), "--config", config, "--state-dir", str(fresh)]) == 0
     assert json.loads((fresh / "fallback-state.json").read_text())["agents"]["nexus"][
         "current_serving"] == "deepseek/deepseek-v4-flash"
+
+
+def _config(world: Path, extra: str) -> Path:
+    path = world / "extra.toml"
+    path.write_text((world / "watcher.toml").read_text() + extra)
+    return path
+
+
+def test_validate_config_lists_every_problem_run_would_hit_at_once(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (world / "watcher.toml").read_text()
+    bad = world / "bad.toml"
+    bad.write_text(text.replace('start_at = "head"', 'start_at = "since:banana"')
+                   + '\n[policy]\nrise = 0\nflap_low_pct = 60\nflap_high_pct = 50\n'
+                   "cooldown_base_s = 9000\n")
+    assert main(["validate-config", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    for expected in ("journal.start_at: since:<duration> has a bad duration",
+                     "policy.rise", "flap_low_pct (60.0) must be below flap_high_pct",
+                     "cooldown_base_s (9000.0) exceeds cooldown_cap_s"):
+        assert expected in err, err
+    assert "Traceback" not in err
+
+    bogus = world / "bogus.toml"
+    bogus.write_text(re.sub(r'source = "[^"]*"', 'source = "bogus:thing"', text))
+    assert main(["validate-config", "--config", str(bogus)]) == 1
+    assert "unknown source kind 'bogus'" in capsys.readouterr().err
+
+    assert main(["validate-config", "--config", str(world)]) == 1
+    assert "is a directory, not a config file" in capsys.readouterr().err
+
+
+def test_validate_config_checks_cred_files_with_credentials_dir_and_never_prints_them(
+    world: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    config = _config(world, '\n[alerts]\nbot_token = "cred:telegram-bot-token"\nchat_id = 42\n')
+    creds = world / "etc"
+    creds.mkdir()
+    # outside systemd: not checked, and it says how to check
+    assert main(["validate-config", "--config", str(config)]) == 0
+    assert "--credentials-dir" in capsys.readouterr().err
+    # the file is missing
+    argv = ["validate-config", "--config", str(config), "--credentials-dir", str(creds)]
+    assert main(argv) == 1
+    assert "telegram-bot-token" in capsys.readouterr().err
+    (creds / "telegram-bot-token").write_text("123456:SECRET-token-value\n")
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert "config ok" in out.out and "SECRET" not in out.out + out.err
+
+
+def test_run_with_a_missing_credential_says_so_in_one_line(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    config = _config(world, '\n[alerts]\nbot_token = "cred:telegram-bot-token"\nchat_id = 42\n')
+    run = subprocess.run([sys.executable, "-m", "watcher.cli", "run", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60,
+                         env={k: v for k, v in os.environ.items()
+                              if k != "CREDENTIALS_DIRECTORY"})
+    assert run.returncode == 1
+    assert "alerts.bot_token" in run.stderr and "CREDENTIALS_DIRECTORY" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@needs_root
+def test_run_with_a_state_dir_it_cannot_write_says_so_in_one_line(world: Path) -> None:
+    state = world / "state"
+    state.chmod(0o755)  # root's; the service user can read but not write it
+    for path in state.iterdir():
+        path.chmod(0o644)
+    code, err = as_user(
+        SERVICE_USER, lambda: main(["run", "--config", str(world / "watcher.toml")]))
+    assert code == 1, err
+    assert "must be writable by user nobody" in err and "Traceback" not in err
+    assert main(["validate-config", "--config", str(world / "watcher.toml")]) == 0  # as root
+    code, err = as_user(
+        SERVICE_USER,
+        lambda: main(["validate-config", "--config", str(world / "watcher.toml")]))
+    assert code == 1 and "is not writable by user nobody" in err, err

@@ -76,7 +76,7 @@ def test_a_held_pin_lock_stops_no_watchdog_ping_and_the_decision_lands_after(
 ) -> None:
     daemon, notify = rig
     daemon.start()
-    wait_until(lambda: daemon.pins()["agents"], what="the first pin file")
+    wait_until(lambda: notify.between(0, time.monotonic(), "READY=1"), what="READY=1")
     lock = daemon.state / "fallback-state.json.lock"
     holder = subprocess.Popen(["flock", str(lock), "sleep", str(HOLD_S)])
     try:

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from typing import Any
 from watcher.breaker.config import DEFAULT_CONFIG, BreakerConfig, BreakerConfigError, load_config
 from watcher.breaker.ledger import Ledger, local_day, next_reset, remaining, roll
 from watcher.breaker.store import LedgerError, LedgerStore
+from watcher.logsetup import quiet_stdout
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -154,13 +156,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     setup_logging()
+    from watcher.alerts.config import TokenUnavailable
     from watcher.breaker.service import run_breaker
 
     try:
         return asyncio.run(run_breaker(config, dry_run=args.dry_run))
     except LedgerError as exc:
         print(f"failover-breaker: {exc}", file=sys.stderr)
-        return 1
+    except TokenUnavailable as exc:
+        print(f"failover-breaker: alerts.bot_token: {exc}; nothing was started",
+              file=sys.stderr)
+    except (OSError, sqlite3.Error) as exc:
+        where = getattr(exc, "filename", None) or config.state_dir
+        print(f"failover-breaker: cannot use {where}: "
+              f"{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # ``status --json | head``: the reader left; so do we
+        quiet_stdout()
+        return 0
     return code
 
 

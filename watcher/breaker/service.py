@@ -353,6 +353,7 @@ async def run_breaker(
     breaker = Breaker(config, now=now, writer=writer, store=store, outbox=outbox,
                       dry_run=dry_run, echo=echo)
     since_midnight = max(1.0, now - day_start(local_day(now, config.zone), config.zone))
+    follow: dict[str, Any] = {"follow": False} if dry_run else {}
     try:
         source = open_source(
             config.journal,
@@ -360,6 +361,8 @@ async def run_breaker(
             units=tuple(config.units),
             start_at=f"since:{math.ceil(since_midnight)}s",
             clock=clock,
+            # A dry run reads today's journal once, prints what it would write, and exits.
+            **follow,
         )
         source.open()
     except SourceError as exc:
@@ -385,6 +388,9 @@ async def run_breaker(
                 decide(breaker.check(clock()))
             if not dry_run:
                 await source.commit(batch)
+        if dry_run:  # caught up (an empty journal gives no batch): one last look
+            async with lock:
+                decide(breaker.check(clock()))
 
     async def timer() -> None:
         while not stop.is_set():
@@ -395,8 +401,9 @@ async def run_breaker(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
 
-    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(consume(), name="consume"),
-                                      asyncio.create_task(timer(), name="timer")]
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(consume(), name="consume")]
+    if not dry_run:
+        tasks.append(asyncio.create_task(timer(), name="timer"))
     if alerts is not None:
         await alerts.start()
     _notify("READY=1")

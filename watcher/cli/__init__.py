@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from watcher.logsetup import quiet_stdout
+
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "run",
@@ -48,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # `failover-watcher classify big.log | head` is fine.
-        sys.stderr.close()
+        quiet_stdout()
         return 0
     return code
 

@@ -27,6 +27,7 @@ Defaults are the cure for the two incidents in the case study:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -88,20 +89,35 @@ class Policy(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
-        problems: list[str] = []
-        if self.flap_low_pct >= self.flap_high_pct:
-            problems.append(
-                f"flap_low_pct ({self.flap_low_pct}) must be below flap_high_pct "
-                f"({self.flap_high_pct}): they form a dead band"
-            )
-        if self.cooldown_base_s > self.cooldown_cap_s:
-            problems.append(
-                f"cooldown_base_s ({self.cooldown_base_s}) exceeds cooldown_cap_s "
-                f"({self.cooldown_cap_s})"
-            )
+        problems = self.cross_field_problems(self.model_dump())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @classmethod
+    def cross_field_problems(cls, values: Mapping[str, Any]) -> list[str]:
+        """What is wrong between fields of ``values`` (a policy section; missing or
+        unreadable fields take their defaults). Also run on a section whose fields
+        failed, so that every problem of a config is listed at once."""
+
+        def num(name: str) -> float:
+            field = cls.model_fields[name]
+            try:
+                return float(values.get(name, field.default))
+            except (TypeError, ValueError):
+                return float(field.default)
+
+        problems: list[str] = []
+        low, high = num("flap_low_pct"), num("flap_high_pct")
+        if low >= high:
+            problems.append(
+                f"flap_low_pct ({low}) must be below flap_high_pct ({high}): they form "
+                "a dead band"
+            )
+        base, cap = num("cooldown_base_s"), num("cooldown_cap_s")
+        if base > cap:
+            problems.append(f"cooldown_base_s ({base}) exceeds cooldown_cap_s ({cap})")
+        return problems
 
     @classmethod
     def naive(cls, **overrides: Any) -> Policy:
