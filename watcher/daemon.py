@@ -141,6 +141,10 @@ class Pending:
         return bool(self.alerts or self.audit or self.write_pins or self.mutes)
 
 
+class SnapshotError(ValueError):
+    """``core-state.json`` cannot be read; the message names the file and why."""
+
+
 class Snapshot:
     """``core-state.json``: the full core state, the source position, pending effects."""
 
@@ -148,9 +152,14 @@ class Snapshot:
         self.path = path
         self.data: dict[str, Any] = {}
         if path.exists():
-            self.data = json.loads(path.read_text(encoding="utf-8"))
-            if self.data.get("version") != SNAPSHOT_VERSION:
-                raise ValueError(f"{path}: unknown snapshot version {self.data.get('version')}")
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise SnapshotError(f"{path} is not valid JSON ({exc})") from None
+            if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
+                version = data.get("version") if isinstance(data, dict) else None
+                raise SnapshotError(f"{path}: unknown snapshot version {version!r}")
+            self.data = data
 
     @property
     def position(self) -> dict[str, Any] | None:
@@ -335,13 +344,15 @@ class Watcher:
         moved = position is not None and position != self._position
         if moved:
             self._position = position
-        if pending or moved:
+        # The first apply writes the snapshot even with nothing to say: ``status`` reads
+        # it, and a daemon on a quiet journal is still a running daemon.
+        if pending or moved or not self.snapshot.path.exists():
             self.snapshot.write(
                 self.state,
                 self._position,
                 pending,
                 self._alert_seq,
-                {"written_at": now, **self._clock_anchor()},
+                {"written_at": now, "lag_s": self.lag_s, **self._clock_anchor()},
             )
             self._carry_out(pending)
         self._update_gauges(now)
@@ -838,6 +849,9 @@ def run(settings: WatcherSettings) -> int:
     except TokenUnavailable as exc:
         log.error("alerts.bot_token: %s; fix it, then restart (validate-config checks it)",
                   exc)
+    except SnapshotError as exc:
+        log.error("%s. Restore it from a backup, or move it away to start again from the "
+                  "pin file (cooldowns and the journal position are then forgotten)", exc)
     except (OSError, sqlite3.Error) as exc:
         # Nearly always the state directory: its owner, its mode, or a full disk.
         where = getattr(exc, "filename", None) or settings.state_dir

@@ -59,6 +59,10 @@ def _outbox_view(path: Path, now: float) -> dict[str, Any]:
     }
 
 
+class StatusError(ValueError):
+    """The state directory holds something ``status`` cannot read; says what, in a line."""
+
+
 def collect(
     state_dir: Path, now: float, *, plugin_check: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -67,8 +71,16 @@ def collect(
     ``watcher.gateway.plugin.check_plugin`` found in openclaw.json, shown beside what the
     plugin itself last said."""
     snap_path = state_dir / SNAPSHOT_FILENAME
-    snap = json.loads(snap_path.read_text(encoding="utf-8"))
-    state: State = from_json(snap["state"])
+    text = snap_path.read_text(encoding="utf-8")
+    try:
+        snap = json.loads(text)
+        state: State = from_json(snap["state"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StatusError(
+            f"{snap_path} is not a watcher state file ({type(exc).__name__}: {exc}). The "
+            "daemon refuses it too; restore it from a backup, or move it away to start "
+            "from the pin file"
+        ) from None
     agents = {}
     for agent_id, a in sorted(state.agents.items()):
         hold = None
@@ -114,7 +126,11 @@ def collect(
         "journal": {
             "source": pos.get("source"),
             "last_entry": iso(realtime),
-            "lag_s": round(now - realtime, 1) if realtime else None,
+            # How far behind the journal the daemon was at its last batch (what the
+            # journal_lag_seconds metric says), not the age of the last entry: a quiet
+            # journal is not a lagging watcher.
+            "lag_s": None if snap.get("lag_s") is None else round(float(snap["lag_s"]), 3),
+            "last_entry_age_s": round(now - realtime, 1) if realtime else None,
             "state_written": iso(snap.get("written_at")),
         },
         "plugin": {
@@ -171,9 +187,11 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append(f"  {ref:<36} " + "; ".join(bits))
     j = data["journal"]
     lag = f"{j['lag_s']}s" if j["lag_s"] is not None else "n/a"
+    age = f" ({_ago(j['last_entry_age_s'])} ago)" if j.get("last_entry_age_s") is not None else ""
     lines += [
         "",
-        f"Journal: {j['source'] or 'n/a'}, last entry {j['last_entry'] or 'n/a'}, lag {lag}",
+        f"Journal: {j['source'] or 'n/a'}, last entry {j['last_entry'] or 'n/a'}{age}, "
+        f"lag at the last batch {lag}",
     ]
     pl = data.get("plugin") or {}
     said = "steers by the pin file" if pl.get("steering") else f"not steering ({pl.get('why')})"

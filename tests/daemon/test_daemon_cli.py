@@ -120,9 +120,9 @@ def test_pin_hold_and_release_are_adopted_by_the_watcher_as_operator_overrides(
     assert watcher.state.agents["nexus"].serving == "ollama/glm-5:cloud"
     assert watcher.state.agents["nexus"].hold is not None
 
-    assert main(["pin", "hold", "nexus", "openai/not-in-chain", "--config", config]) == 1
+    assert main(["pin", "hold", "nexus", "openai/not-in-chain", "--config", config]) == 2
     assert "not in the agent's chain" in capsys.readouterr().err
-    assert main(["pin", "hold", "nobody", "ollama/glm-5:cloud", "--config", config]) == 1
+    assert main(["pin", "hold", "nobody", "ollama/glm-5:cloud", "--config", config]) == 2
 
     assert main(["pin", "release", "nexus", "--config", config]) == 0
     watcher.apply([])

@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -238,3 +239,80 @@ def test_run_with_a_state_dir_it_cannot_write_says_so_in_one_line(world: Path) -
         SERVICE_USER,
         lambda: main(["validate-config", "--config", str(world / "watcher.toml")]))
     assert code == 1 and "is not writable by user nobody" in err, err
+
+
+def test_status_works_on_a_quiet_journal_as_soon_as_the_daemon_has_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_file_world(tmp_path, CHAINS)  # its text log is empty: nothing ever arrives
+    watcher = Watcher(load_settings(tmp_path / "watcher.toml"))
+    watcher.apply([])  # what run() does first
+    watcher.intake.outbox.close()
+    assert main(["status", "--json", "--config", str(tmp_path / "watcher.toml")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["agents"]) == set(CHAINS)
+
+
+def test_status_lag_is_the_daemons_lag_not_the_age_of_the_last_entry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_file_world(tmp_path, CHAINS)
+    watcher = Watcher(load_settings(tmp_path / "watcher.toml"))
+    now = time.time()
+    # caught up when the last entry arrived, 1,192 s ago; quiet since
+    watcher.lag_s = 0.007
+    watcher.apply([], position={"source": "test", "realtime": now - 1192}, now=now)
+    watcher.intake.outbox.close()
+    assert main(["status", "--json", "--config", str(tmp_path / "watcher.toml")]) == 0
+    journal = json.loads(capsys.readouterr().out)["journal"]
+    assert journal["lag_s"] == 0.007
+    assert 1190 <= journal["last_entry_age_s"] <= 1200
+    assert main(["status", "--config", str(tmp_path / "watcher.toml")]) == 0
+    assert "lag at the last batch 0.007s" in capsys.readouterr().out
+
+
+def test_a_corrupt_state_or_pin_file_is_one_line_never_a_traceback(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(world / "watcher.toml")
+    pin = world / "state" / "fallback-state.json"
+    pin.write_text('{"schema_version": 1, broken')
+    for argv in (["pin", "show"], ["pin", "hold", "nexus", "ollama/glm-5:cloud"]):
+        assert main([*argv, "--config", config]) == 1
+        err = capsys.readouterr().err
+        assert "is invalid on disk" in err and "would be invalid" not in err, err
+    (world / "state" / "core-state.json").write_text("{not json")
+    assert main(["status", "--config", config]) == 1
+    assert "is not a watcher state file" in capsys.readouterr().err
+    run = subprocess.run([sys.executable, "-m", "watcher.cli", "run", "--config", config],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "core-state.json is not valid JSON" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("duration", ["0s", "", "99999d", "8d", "soon"])
+def test_pin_hold_refuses_zero_empty_and_over_seven_day_holds(
+    world: Path, duration: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (world / "state" / "fallback-state.json").read_bytes()
+    argv = ["pin", "hold", "nexus", "ollama/glm-5:cloud", "--for", duration,
+            "--config", str(world / "watcher.toml")]
+    assert main(argv) == 2
+    assert "bad hold duration" in capsys.readouterr().err
+    assert (world / "state" / "fallback-state.json").read_bytes() == before
+
+
+def test_pin_arguments_are_usage_errors_and_config_works_before_the_action(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(world / "watcher.toml")
+    assert main(["pin", "hold", "nobody", "ollama/glm-5:cloud", "--config", config]) == 2
+    assert main(["pin", "set", "nexus", "openai/elsewhere", "--config", config]) == 2
+    capsys.readouterr()
+    # the global option before the action acts on F, not on /var/lib/failover-watcher
+    assert main(["pin", "--config", config, "hold", "nexus", "ollama/glm-5:cloud",
+                 "--for", "7d"]) == 0
+    assert json.loads((world / "state" / "fallback-state.json").read_text())["agents"][
+        "nexus"]["hold"]["model"] == "ollama/glm-5:cloud"
+    assert main(["pin", "--config", config, "show"]) == 0
+    assert "held by" in capsys.readouterr().out

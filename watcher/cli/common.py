@@ -9,11 +9,14 @@ from pathlib import Path
 from watcher.config import DEFAULT_CONFIG, ConfigError, WatcherSettings, load_settings
 
 
-def add_config_arg(parser: argparse.ArgumentParser) -> None:
+def add_config_arg(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """``--config F``. ``nested``: the parser is a sub-command of one that also takes it
+    (``pin --config F hold ...`` and ``pin hold ... --config F`` both work): its
+    default must not overwrite the value the outer parser already read."""
     parser.add_argument(
         "--config",
         type=Path,
-        default=None,
+        default=argparse.SUPPRESS if nested else None,
         help=f"watcher TOML config (default {DEFAULT_CONFIG} if it exists)",
     )
 

@@ -14,11 +14,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from watcher.atomic import OwnershipError
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError
-from watcher.durations import parse_duration
+from watcher.durations import MAX_HOLD_S, bounded_duration
+from watcher.pincheck import PinFileInvalid
 from watcher.pinfile import AgentPin, Hold, PinFile, iso
 from watcher.pinstore import PIN_FILENAME, PinRead, PinStore
 
@@ -33,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     hold = psub.add_parser("hold", help="keep AGENT on MODEL (a member of its chain)")
     hold.add_argument("agent")
     hold.add_argument("model")
-    hold.add_argument("--for", dest="duration", help="e.g. 30m, 2h (default: until released)")
+    hold.add_argument("--for", dest="duration",
+                      help="e.g. 30m, 2h, at most 7d (default: until released)")
     hold.add_argument("--note", help="why, for the audit and the card")
     hold.set_defaults(func=cmd_hold)
     release = psub.add_parser("release", help="drop AGENT's hold; policy decides again")
@@ -46,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     setp.add_argument("model")
     setp.set_defaults(func=cmd_set)
     for sp in (show, hold, release, setp):
-        add_config_arg(sp)
+        add_config_arg(sp, nested=True)
 
 
 def _actor() -> str:
@@ -60,6 +63,18 @@ def _store(args: argparse.Namespace) -> PinStore:
 
 class _Refused(Exception):
     pass
+
+
+class _Invalid(Exception):
+    """The edit itself would make an invalid agent entry."""
+
+
+def _broken(path: Path, exc: PinFileInvalid) -> str:
+    return (
+        f"{path} is invalid on disk ({exc}); nothing changed. The running daemon sets a "
+        "hand-broken file aside as fallback-state.json.rejected-<time> and restores the last "
+        "good one on its next read; or repair it by hand (README: Recovery runbook)"
+    )
 
 
 def _edit(args: argparse.Namespace, change: Callable[[AgentPin], AgentPin]) -> int:
@@ -76,13 +91,19 @@ def _edit(args: argparse.Namespace, change: Callable[[AgentPin], AgentPin]) -> i
                 known = ", ".join(sorted(pins.agents)) or "none"
                 raise _Refused(f"unknown agent {args.agent!r} (known: {known})")
             new_agent = change(agent)
-            AgentPin.model_validate(new_agent.model_dump())
+            try:
+                AgentPin.model_validate(new_agent.model_dump())
+            except ValueError as exc:
+                raise _Invalid(str(exc)) from None
             return pins.model_copy(update={"agents": {**pins.agents, args.agent: new_agent}})
 
         store.update(fn)
-    except _Refused as exc:
-        print(f"pin: {exc}; nothing changed", file=sys.stderr)
+    except PinFileInvalid as exc:
+        print(f"pin: {_broken(store.path, exc)}", file=sys.stderr)
         return 1
+    except _Refused as exc:  # a bad argument: the documented usage error
+        print(f"pin: {exc}; nothing changed", file=sys.stderr)
+        return 2
     except OwnershipError as exc:
         print(f"pin: {exc} Nothing changed.", file=sys.stderr)
         return 1
@@ -90,7 +111,7 @@ def _edit(args: argparse.Namespace, change: Callable[[AgentPin], AgentPin]) -> i
         print(f"pin: cannot edit {store.path}: {exc.strerror or exc}; nothing changed",
               file=sys.stderr)
         return 1
-    except ValueError as exc:
+    except _Invalid as exc:
         print(f"pin: refused, the result would be invalid: {exc}", file=sys.stderr)
         return 1
     print(f"pin: {args.agent} updated; the watcher adopts it as an operator override")
@@ -104,10 +125,12 @@ def _check_member(agent: AgentPin, model: str) -> None:
 
 def cmd_hold(args: argparse.Namespace) -> int:
     try:
-        until = iso(time.time() + parse_duration(args.duration)) if args.duration else None
+        seconds = (None if args.duration is None
+                   else bounded_duration(args.duration, what="hold", maximum=MAX_HOLD_S))
     except ValueError as exc:
-        print(f"pin hold: {exc}", file=sys.stderr)
+        print(f"pin hold: {exc}; nothing changed", file=sys.stderr)
         return 2
+    until = None if seconds is None else iso(time.time() + seconds)
 
     def change(agent: AgentPin) -> AgentPin:
         _check_member(agent, args.model)
@@ -145,7 +168,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not store.path.exists():
         print(f"pin: no pin file at {store.path} yet", file=sys.stderr)
         return 1
-    pins = store.read().pins
+    try:
+        pins = store.read().pins
+    except PinFileInvalid as exc:
+        print(f"pin: {_broken(store.path, exc)}", file=sys.stderr)
+        return 1
     for agent_id, a in sorted(pins.agents.items()):
         state = "fallback" if a.in_fallback else "primary"
         extra = f" held by {a.hold.by} until {a.hold.until or 'released'}" if a.hold else ""

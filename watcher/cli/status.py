@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.status import collect, render_text
+    from watcher.status import StatusError, collect, render_text
 
     try:
         settings = settings_from(args)
@@ -36,6 +36,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"status: no watcher state in {settings.state_dir} (has the daemon run yet?)",
             file=sys.stderr,
         )
+        return 1
+    except StatusError as exc:
+        print(f"status: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:
+        print(f"status: cannot read {exc.filename}: permission denied (run it as the "
+              "service user, or as a member of its group)", file=sys.stderr)
         return 1
     print(json.dumps(data, indent=2) if args.json else render_text(data))
     return 0

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from watcher.core.transitions import NEVER_SUPPRESSED, TransitionType
-from watcher.durations import parse_duration
+from watcher.durations import MAX_HOLD_S, bounded_duration
 
 USAGE = {
     "status": "/status",
@@ -91,26 +91,9 @@ def command_name(text: str, bot_username: str | None = None) -> str | None:
 
 def parse_duration_arg(text: str, *, what: str, maximum: float) -> float:
     try:
-        seconds = parse_duration(text)
-    except ValueError:
-        raise CommandError(f"bad {what} duration {text!r}: use e.g. 90s, 15m, 2h, 1d") from None
-    if seconds <= 0:
-        raise CommandError(f"bad {what} duration {text!r}: it must be longer than zero")
-    if seconds > maximum:
-        raise CommandError(
-            f"bad {what} duration {text!r}: at most {_human(maximum)} is allowed here"
-        )
-    return seconds
-
-
-def _human(seconds: float) -> str:
-    if seconds % 86400 == 0:
-        return f"{int(seconds // 86400)}d"
-    if seconds % 3600 == 0:
-        return f"{int(seconds // 3600)}h"
-    if seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
+        return bounded_duration(text, what=what, maximum=maximum)
+    except ValueError as exc:
+        raise CommandError(f"{exc} here" if "at most" in str(exc) else str(exc)) from None
 
 
 def _agent(name: str, chains: Mapping[str, Sequence[str]]) -> str:
@@ -147,7 +130,7 @@ def parse_command(
     chains: Mapping[str, Sequence[str]],
     *,
     bot_username: str | None = None,
-    max_hold_s: float = 7 * 86400.0,
+    max_hold_s: float = MAX_HOLD_S,
     max_mute_s: float = 86400.0,
 ) -> Command:
     """One message text -> one command. Raises ``CommandError`` with the reply."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from watcher.durations import MAX_HOLD_S
+
 
 class ControlConfig(BaseModel):
     """Operator commands and card buttons over Telegram (long polling; no inbound port)."""
@@ -34,7 +36,7 @@ class ControlConfig(BaseModel):
         default=6.0, gt=0, description="State-changing actions per user per minute."
     )
     rate_burst: int = Field(default=3, ge=1, description="Actions allowed back to back.")
-    max_hold_s: float = Field(default=7 * 86400.0, gt=0)
+    max_hold_s: float = Field(default=MAX_HOLD_S, gt=0)
     max_mute_s: float = Field(default=86400.0, gt=0)
     poll_timeout_s: float = Field(default=25.0, gt=0, le=50, description="getUpdates long poll.")
 

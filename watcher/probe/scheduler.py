@@ -73,7 +73,8 @@ class PassReport:
 
     def sentence(self) -> str:
         if not self.results and not self.over_budget and not self.unknown_provider:
-            return "failback pass: nothing pinned away, no probes sent"
+            return ("failback pass: no model due for a probe (no agent pinned away, or every "
+                    "pinned-away primary still cooling down), no probes sent")
         text = (
             f"failback pass: probed {len(self.results)} model(s) on "
             f"{len(self.providers)} provider(s) in {self.duration_s:.2f} s: "
