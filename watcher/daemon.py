@@ -331,7 +331,10 @@ class Watcher:
                     pending.audit.append({"type": effect.type, "data": dict(effect.data)})
                     noteworthy = True
                 elif isinstance(effect, WritePins):
+                    # The pin file's view changed (a move, a model going up or down, a
+                    # success inside a cooldown): the operator should see why.
                     pending.write_pins = True
+                    noteworthy = True
                 elif isinstance(effect, MuteAlerts):
                     pending.mutes.append((effect.key, effect.until))
                 elif isinstance(effect, RequestProbes):
@@ -833,6 +836,9 @@ def run(settings: WatcherSettings) -> int:
     wall-clock step cannot end cooldowns early (``watcher.clock``)."""
     from watcher.clock import SteadyClock, read_boot_id, saved_anchor
 
+    # What the unit's UMask=0027 does, for a daemon started by hand too: SQLite's
+    # -wal/-shm files, metrics.port and every other file keep out of "other".
+    os.umask(os.umask(0o027) | 0o027)
     clock = SteadyClock(
         boot_id=read_boot_id(),
         saved=saved_anchor(Path(settings.state_dir) / SNAPSHOT_FILENAME),

@@ -173,6 +173,24 @@ class Metrics:
         self.alerts = AlertMetrics.register(self.registry)
         self.watcher = WatcherMetrics.register(self.registry)
         self.clock = ClockMetrics.register(self.registry)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Every known label set at 0 from the start: a rule such as
+        ``increase(failover_watcher_alerts_dead_lettered_total[1h]) > 0`` or an absent()
+        check must see the series before its first increment."""
+        from watcher.alerts.dedup import SuppressionReason
+        from watcher.core.transitions import TransitionType
+
+        for kind in TransitionType:
+            for counter in (self.alerts.sent, self.alerts.failed, self.alerts.dead_lettered,
+                            self.alerts.dropped):
+                counter.labels(kind.value)
+            for reason in SuppressionReason:
+                self.alerts.suppressed.labels(reason.value, kind.value)
+            self.watcher.transitions.labels(kind.value)
+        for direction in ("forward", "backward"):
+            self.clock.jumps.labels(direction)
 
     def exposition(self) -> bytes:
         """The text format a scrape returns (also what ``promtool check metrics`` reads)."""

@@ -21,6 +21,8 @@ import pytest
 from watcher.cli import main
 from watcher.config import load_settings
 from watcher.daemon import Watcher
+from watcher.demo import PRIMARY
+from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.file_world import write_file_world
 
 CHAINS = {
@@ -316,3 +318,75 @@ def test_pin_arguments_are_usage_errors_and_config_works_before_the_action(
         "nexus"]["hold"]["model"] == "ollama/glm-5:cloud"
     assert main(["pin", "--config", config, "show"]) == 0
     assert "held by" in capsys.readouterr().out
+
+
+def test_the_daemon_started_by_hand_under_umask_022_writes_nothing_world_readable(
+    tmp_path: Path,
+) -> None:
+
+    old = os.umask(0o022)
+    rig = DaemonRig(tmp_path)
+    try:
+        rig.start()
+        rig.journal.append(
+            "[model-fallback/decision] model fallback decision: decision=candidate_failed "
+            f"requested={PRIMARY} candidate={PRIMARY} reason=rate_limit "
+            "next=deepseek/deepseek-v4-flash detail=429 rate_limit_exceeded")
+        rig.journal.flush()
+        wait_until(lambda: rig.bot.messages, what="a card, so the outbox has been written")
+        files = [p for p in rig.state.rglob("*") if p.is_file()]
+        assert {"outbox.sqlite3-wal", "metrics.port"} <= {p.name for p in files}
+        loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+                 if p.stat().st_mode & 0o007}
+        assert loose == {}
+    finally:
+        os.umask(old)
+        rig.close()
+
+
+def test_a_hold_ending_says_so_and_a_success_inside_a_cooldown_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from watcher.core.events import Hold, Tick
+    from watcher.evidence import to_event
+    from watcher.parse import parse_line
+
+    write_file_world(tmp_path, CHAINS)
+    watcher = Watcher(load_settings(tmp_path / "watcher.toml"))
+    now = time.time()
+    watcher.apply([Hold("nexus", "ollama/glm-5:cloud", now + 60, "test", "alice")], now=now)
+    sentences = watcher.apply([Tick()], now=now + 61)
+    assert sentences[-1].startswith("nexus's hold on ollama/glm-5:cloud (by alice) ended"), \
+        sentences
+
+    primary = CHAINS["nexus"][0]
+    def line(decision: str, tail: str) -> str:
+        return ("[model-fallback/decision] model fallback decision: decision="
+                f"{decision} requested={primary} candidate={primary} {tail}")
+
+    fail = parse_line(line("candidate_failed", "reason=rate_limit next=x/y detail=429 slow"))
+    ok = parse_line(line("candidate_succeeded", "reason=unknown next=none"))
+    watcher.apply([to_event(fail)], now=now + 62)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="watcher.daemon"):
+        watcher.apply([to_event(ok)], now=now + 63)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert any("served real traffic" in m and "inside its cooldown" in m for m in said), said
+    watcher.intake.outbox.close()
+
+
+def test_every_counter_rules_use_is_exported_at_zero_before_its_first_increment() -> None:
+    from prometheus_client import generate_latest
+
+    from watcher.metrics import Metrics
+
+    text = generate_latest(Metrics().registry).decode()
+    for series in (
+        'failover_watcher_alerts_failed_total{event="FALLBACK_FIRED"} 0.0',
+        'failover_watcher_alerts_dead_lettered_total{event="HARD_FAILURE"} 0.0',
+        'failover_watcher_alerts_dropped_total{event="RECOVERY"} 0.0',
+        'failover_watcher_alerts_suppressed_total{event="FALLBACK_FIRED",reason="dedup"} 0.0',
+        'failover_watcher_clock_jumps_total{direction="forward"} 0.0',
+        'failover_watcher_clock_jumps_total{direction="backward"} 0.0',
+    ):
+        assert series in text, series

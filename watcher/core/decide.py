@@ -206,9 +206,11 @@ def _on_chains(step: Step, ev: ChainsChanged) -> Decided:
 def _on_tick(step: Step) -> Decided:
     now = step.now
     policy = step.policy
+    expired: list[str] = []
     for agent_id in sorted(step.agents):
         agent = step.agents[agent_id]
         if agent.hold is not None and not agent.hold.active(now):
+            expired.append(f"{agent_id}'s hold on {agent.hold.model} (by {agent.hold.by}) ended")
             cause = Cause(kind="tick", actor=agent.hold.by, automatic=False)
             before = agent.serving
             step.set_agent(agent_id, replace(agent, hold=None))
@@ -248,7 +250,7 @@ def _on_tick(step: Step) -> Decided:
     if due:
         step.effects.append(RequestProbes(tuple(due)))
         step.notes.append("probing " + ", ".join(due))
-    return step.finish("tick")
+    return step.finish("; ".join(expired) if expired else "tick")
 
 
 def _snapshot(step: Step) -> State:
