@@ -181,7 +181,53 @@ def test_changed_chains_keep_health_and_pins_that_still_make_sense() -> None:
     assert done.state.agents["a"].serving == F2  # F1 left its chain
     assert done.state.agents["c"].serving == F1  # new agent, P is still down
     assert done.state.models[P].in_cooldown(T0 + 1)
-    assert alerts_of(done) == []
-    (audit,) = [e for e in done.effects if isinstance(e, AppendAudit)]
+    # The edit moved a off F1: said with a card and an audited move (issue 15 item 7).
+    (card,) = alerts_of(done)
+    assert (card.type.value, card.agents, card.from_model, card.to_model) == (
+        "OPERATOR_OVERRIDE", ("a",), F1, F2)
+    assert card.extra == {"actor": "openclaw.json", "action": "chain_changed"}
+    move, audit = [e for e in done.effects if isinstance(e, AppendAudit)]
+    assert move.type == "OPERATOR_OVERRIDE" and move.data["actor"] == "openclaw.json"
+    assert move.data["before"] == F1 and move.data["after"] == F2
+    assert "no pin changed" not in done.sentence
     assert audit.type == "CHAINS_CHANGED"
     assert audit.data["added"] == ["c"] and audit.data["removed"] == ["b"]
+
+
+def test_dropping_a_held_model_from_the_chain_says_the_hold_is_gone() -> None:
+    state = _throttled()  # a on F1, b on F2, P throttled
+    held = decide(state, Hold("a", F1, None, "keep", "alice"), T0 + 1, POLICY).state
+    done = decide(held, ChainsChanged({"a": (P, F2), "b": (P, F2)}), T0 + 2, POLICY)
+    assert done.state.agents["a"].hold is None and done.state.agents["a"].serving == F2
+    (card,) = alerts_of(done)
+    assert card.extra["hold_dropped"] == F1 and card.from_model == F1
+
+
+def test_a_hand_edited_hold_is_audited_with_its_author_and_note() -> None:
+    from watcher.pinfile import Hold as PinHold
+
+    state = initial_state({"a": [P, F1, F2], "b": [P, F2]}, POLICY)
+    pins = to_pinfile(state, T0)
+    held = pins.agents["a"].model_copy(update={
+        "current_serving": F2, "in_fallback": True,
+        "hold": PinHold(model=F2, by="alice", note="provider maintenance")})
+    done = decide(state, PinFileEdited(pins.model_copy(update={"agents": {**pins.agents,
+                                                                        "a": held}})),
+                  T0 + 5, POLICY)
+    (move,) = [e.data for e in done.effects if isinstance(e, AppendAudit)]
+    assert (move["actor"], move["note"]) == ("alice", "provider maintenance")
+    assert done.state.agents["a"].hold is not None
+    assert done.state.agents["a"].hold.by == "alice"
+
+
+def test_deleting_an_agent_from_the_pin_file_is_undone_out_loud() -> None:
+    state = initial_state({"a": [P, F1, F2], "b": [P, F2]}, POLICY)
+    pins = to_pinfile(state, T0)
+    gone = pins.model_copy(update={"agents": {"a": pins.agents["a"]}})
+    done = decide(state, PinFileEdited(gone, actor="file"), T0 + 5, POLICY)
+    (card,) = alerts_of(done)
+    assert card.type.value == "PIN_FILE_REJECTED" and card.agents == ("b",)
+    assert "deleted from the pin file: restored" in (card.detail or "")
+    assert [e.type for e in done.effects if isinstance(e, AppendAudit)] == ["PIN_FILE_REJECTED"]
+    assert any(isinstance(e, WritePins) for e in done.effects)  # b is written back
+    assert "b" in done.state.agents and "deleted by hand" in done.sentence

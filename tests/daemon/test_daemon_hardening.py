@@ -390,3 +390,27 @@ def test_every_counter_rules_use_is_exported_at_zero_before_its_first_increment(
         'failover_watcher_clock_jumps_total{direction="backward"} 0.0',
     ):
         assert series in text, series
+
+
+def test_the_audit_names_who_ran_pin_hold_and_pin_set_and_keeps_the_note(
+    world: Path,
+) -> None:
+    import getpass
+
+    config = str(world / "watcher.toml")
+    watcher = Watcher(load_settings(world / "watcher.toml"))
+    assert main(["pin", "hold", "nexus", "ollama/glm-5:cloud", "--note", "maint",
+                 "--config", config]) == 0
+    watcher.apply([])
+    assert main(["pin", "set", "hermes", "ollama/glm-5:cloud", "--config", config]) == 0
+    watcher.apply([])
+    watcher.intake.outbox.close()
+    records = [json.loads(line) for line in
+               (world / "state" / "audit.jsonl").read_text().splitlines()]
+    overrides = [r for r in records if r.get("type") == "OPERATOR_OVERRIDE"]
+    assert len(overrides) == 2, records
+    first, second = (r["data"] for r in overrides)
+    assert (first["actor"], first.get("note")) == (getpass.getuser(), "maint")
+    assert second["actor"] == getpass.getuser()
+    assert watcher.state.agents["hermes"].hold is not None
+    assert watcher.state.agents["hermes"].hold.by == getpass.getuser()

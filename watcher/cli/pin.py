@@ -153,8 +153,12 @@ def cmd_release(args: argparse.Namespace) -> int:
 def cmd_set(args: argparse.Namespace) -> int:
     def change(agent: AgentPin) -> AgentPin:
         _check_member(agent, args.model)
+        # A fallback is kept with a hold (as the daemon would place it), which names who
+        # asked; the primary is a failback, which drops any hold.
+        hold = None if args.model == agent.primary else Hold(model=args.model, by=_actor())
         return agent.model_copy(
-            update={"current_serving": args.model, "in_fallback": args.model != agent.primary}
+            update={"current_serving": args.model, "in_fallback": args.model != agent.primary,
+                    "hold": hold}
         )
 
     return _edit(args, change)

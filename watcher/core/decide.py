@@ -195,6 +195,22 @@ def _on_chains(step: Step, ev: ChainsChanged) -> Decided:
                     step2.agents[agent_id], fallback_since=None, failure_class=None, reason=None
                 ),
             )
+    # An agent the edit moved (its model left the chain) or whose hold it dropped (the
+    # held model left the chain) is told, like any other move: a card and an audit
+    # record of the move, naming the edit as the actor. A breaker cut lands here too.
+    edit = Cause(kind="config", actor="openclaw.json", automatic=False)
+    for agent_id in sorted(chains):
+        prior = old.agents.get(agent_id)
+        if prior is None:
+            continue
+        after = step2.agents[agent_id].serving
+        dropped = prior.hold is not None and step2.agents[agent_id].hold is None
+        if after != prior.serving or dropped:
+            facts = {"hold_dropped": prior.hold.model} if dropped and prior.hold else {}
+            override_alert(
+                step2, agent_id, prior.serving, after, step.now, edit, action="chain_changed",
+                **facts,
+            )
     step2.audit("CHAINS_CHANGED", cause, added=added, removed=removed, changed=changed)
     step2.dirty = True
     return step2.finish(

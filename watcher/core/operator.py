@@ -191,6 +191,23 @@ def on_access_refused(step: Step, ev: AccessRefused) -> Decided:
 def on_pinfile_edited(step: Step, ev: PinFileEdited) -> Decided:
     cause = _operator_cause(ev.actor, kind="file")
     adopted: list[str] = []
+    deleted = sorted(set(step.agents) - set(ev.pins.agents))
+    if deleted:
+        # Agents are the gateway's (openclaw.json); the pin file only says what serves
+        # them. A deletion cannot be adopted: it is undone, and said so.
+        step.alert(
+            Alert(
+                type=T.PIN_FILE_REJECTED,
+                ts=step.now,
+                agents=tuple(deleted),
+                detail=f"agent(s) {', '.join(deleted)} deleted from the pin file: restored. "
+                "The agents come from openclaw.json; to change what serves one, use "
+                "'failover-watcher pin set|hold' or edit its entry.",
+                extra={"restored": ", ".join(deleted)},
+            ),
+            cause,
+        )
+        step.notes.append(f"agent(s) {', '.join(deleted)} deleted by hand: restored")
     for agent_id, pin in sorted(ev.pins.agents.items()):
         agent = step.agents.get(agent_id)
         if agent is None:
@@ -211,7 +228,11 @@ def on_pinfile_edited(step: Step, ev: PinFileEdited) -> Decided:
             continue
         if wanted_hold is not None and wanted_hold != agent.hold:
             if wanted_hold.active(step.now):
-                _set_hold(step, agent_id, wanted_hold, cause, "hold")
+                # The hold names who placed it (the CLI writes the invoking user, a jq
+                # edit whatever ``by`` says): that is the actor, not "the file".
+                by = wanted_hold.by if wanted_hold.by not in ("", "file") else ev.actor
+                _set_hold(step, agent_id, wanted_hold, _operator_cause(by, kind="file"),
+                          "hold")
                 adopted.append(f"{agent_id} held on {wanted_hold.model}")
             continue
         if pin.current_serving != agent.serving:
@@ -222,7 +243,7 @@ def on_pinfile_edited(step: Step, ev: PinFileEdited) -> Decided:
             adopted.append(f"{agent_id} released")
     step.dirty = True  # rewrite the file in canonical form either way
     if not adopted:
-        return step.finish("pin file edited by hand: nothing to adopt")
+        return step.finish("pin file edited by hand: nothing to adopt", quiet=bool(deleted))
     return step.finish("adopted a hand edit of the pin file: " + ", ".join(adopted))
 
 

@@ -184,6 +184,8 @@ class Step:
             "catch_up": alert.catch_up,
             "policy_version": self.policy.version,
         }
+        if "note" in alert.extra:  # the operator's words, for the audit trail
+            audit["note"] = alert.extra["note"]
         return alert, audit
 
     def finish(self, head: str, *, quiet: bool = False) -> Decided:
