@@ -91,6 +91,7 @@ class AuditLog:
     def __init__(self, path: Path | str, *, clock: Any = time.time) -> None:
         self.path = Path(path)
         self.head_path = self.path.with_name(self.path.name + ".head")
+        self.set_aside_as: str | None = None  # a damaged log renamed by open_or_restart
         self._clock = clock
         self._mutex = threading.RLock()
         self._pending: list[AuditRecord] = []
@@ -103,7 +104,8 @@ class AuditLog:
 
     @classmethod
     def open_or_restart(
-        cls, path: Path | str, *, clock: Any = time.time
+        cls, path: Path | str, *, clock: Any = time.time,
+        anchor: tuple[int, str | None] | None = None,
     ) -> tuple[AuditLog, str | None]:
         """Open the log; if it does not verify, set it aside and start a new chain.
 
@@ -114,7 +116,7 @@ class AuditLog:
         """
         path = Path(path)
         try:
-            result = verify(path)
+            result = verify(path, anchor)
         except FileNotFoundError:
             return cls(path, clock=clock), None
         problem = None if result.ok else result.sentence()
@@ -140,6 +142,7 @@ class AuditLog:
         fsync_dir(path.parent)
         log = cls(path, clock=clock)
         log.append(CHAIN_RESTARTED, {"broken_file": aside.name, "problem": problem})
+        log.set_aside_as = aside.name
         return log, problem
 
     @property
@@ -270,12 +273,14 @@ class VerifyResult:
     head_hash: str
     bad_line: int | None = None  # 1-based line number of the first bad line
     problem: str | None = None
+    note: str | None = None  # what this check could not prove (ok or not)
 
     def sentence(self) -> str:
         if self.ok:
             return (
                 f"audit log OK: {self.records} records, chain intact, "
                 f"head seq {self.head_seq} hash {self.head_hash[:16]}"
+                + (f". Note: {self.note}" if self.note else "")
             )
         where = f"line {self.bad_line}" if self.bad_line is not None else "end of file"
         return (
@@ -290,13 +295,19 @@ class VerifyResult:
             "head_hash": self.head_hash,
             "bad_line": self.bad_line,
             "problem": self.problem,
+            "note": self.note,
         }
 
 
-def verify(path: Path | str) -> VerifyResult:
+def verify(path: Path | str, anchor: tuple[int, str | None] | None = None) -> VerifyResult:
     """Walk the whole chain; report the first line that is edited, missing or out of place.
 
-    Raises ``FileNotFoundError`` if the log does not exist.
+    ``anchor``: ``(seq, hash)`` of a record known, from elsewhere, to have been written
+    (the daemon keeps it in ``core-state.json``). Deleting records at the end *and* the
+    head file leaves a valid shorter chain that only an anchor can expose; with an
+    anchor a missing head file is damage too. Without one, a missing head is only a
+    ``note``: the end of the log cannot be proven. Raises ``FileNotFoundError`` if the
+    log does not exist (and nothing says it should).
     """
     path = Path(path)
     seq, prev, good = 0, GENESIS, 0
@@ -308,8 +319,13 @@ def verify(path: Path | str) -> VerifyResult:
         head = _read_head(path)
     except ValueError as exc:
         return broken(None, str(exc))
+    anchored = anchor is not None and anchor[0] > 0
     if head is not None and not path.exists():
         return broken(None, f"the log is missing but its head says seq {head[0]} was written")
+    if anchored and not path.exists():
+        assert anchor is not None
+        return broken(None, f"the log is missing but the daemon's state says seq {anchor[0]} "
+                            "was written")
     with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
@@ -340,7 +356,23 @@ def verify(path: Path | str) -> VerifyResult:
                 )
             if rec["seq"] != seq + 1:
                 return broken(line_no, f"sequence jumps from {seq} to {rec['seq']}")
+            if (anchor is not None and anchor[1] is not None and rec["seq"] == anchor[0]
+                    and rec["hash"] != anchor[1]):
+                return broken(line_no, f"record seq {rec['seq']} is not the one the daemon "
+                                       "recorded as written (the log was replaced)")
             seq, prev, good = rec["seq"], rec["hash"], good + 1
+    if anchored:
+        assert anchor is not None
+        if seq < anchor[0]:
+            return broken(
+                None,
+                f"the log ends at seq {seq} but the daemon's state says seq {anchor[0]} was "
+                "written: records at the end were deleted (or the daemon was killed before "
+                "writing them: it does on its next start)",
+            )
+        if head is None and seq > 0:
+            return broken(None, "the head file is missing (it is rewritten at every flush; "
+                                "it was deleted)")
     if head is not None:
         head_seq, head_hash = head
         if seq < head_seq:
@@ -351,7 +383,13 @@ def verify(path: Path | str) -> VerifyResult:
             )
         if seq == head_seq and prev != head_hash:
             return broken(None, f"record seq {seq} is not the one recorded as the head")
-    return VerifyResult(True, good, seq, prev)
+    note = None
+    if anchor is None:
+        note = ("no head file beside the log: records deleted at its end cannot be detected"
+                if head is None else
+                "checked against its head file only: deleting the last records and the head "
+                "file together is detected only with --state-dir (core-state.json)")
+    return VerifyResult(True, good, seq, prev, note=note)
 
 
 def _read_head(path: Path) -> tuple[int, str] | None:
@@ -381,3 +419,25 @@ def tail(path: Path | str, n: int = 20) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             out.append({"unparsed": raw.decode("utf-8", "replace").rstrip("\n")})
     return out
+
+
+def anchor_of(
+    snapshot: Mapping[str, Any], *, pending: bool = False
+) -> tuple[int, str | None] | None:
+    """What ``core-state.json`` says the audit log holds: ``(seq, hash)`` of the last
+    record that was durable when it was written. ``pending``: also the records that
+    snapshot still had to append (``(target seq, None)`` when beyond): a stopped daemon
+    has written them, unless it was killed in between (it writes them on its restart).
+    The daemon's own check at start-up must not count them; ``audit verify`` does."""
+    head = snapshot.get("audit_head")
+    if not isinstance(head, Mapping):
+        return None
+    try:
+        seq, digest = int(head["seq"]), str(head["hash"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    work = snapshot.get("pending")
+    target = work.get("audit_target", 0) if pending and isinstance(work, Mapping) else 0
+    if isinstance(target, int) and target > seq:
+        return target, None
+    return seq, digest

@@ -44,7 +44,7 @@ from watcher.alerts.intake import AlertIntake
 from watcher.alerts.outbox import DEFAULT_FILENAME, Outbox
 from watcher.alerts.service import AlertService
 from watcher.atomic import atomic_write_text
-from watcher.audit import AuditLog
+from watcher.audit import AuditLog, anchor_of
 from watcher.chains import ChainSource, GatewayConfig, GatewayConfigError
 from watcher.config import WatcherSettings
 from watcher.core.decide import decide, initial_state, probe_targets
@@ -82,11 +82,11 @@ from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.providers import ProviderDirectory
 from watcher.records import FallbackDecision, PluginState, Unparsed
 from watcher.source import Batch, PositionStore, SavedPosition, SourceError, open_source
+from watcher.statedir import SNAPSHOT_FILENAME
 
 log = logging.getLogger("watcher.daemon")
 T = TypeVar("T")
 
-SNAPSHOT_FILENAME = "core-state.json"
 AUDIT_FILENAME = "audit.jsonl"
 ALERT_SEQ_META = "daemon_alert_seq"
 SNAPSHOT_VERSION = 1
@@ -239,7 +239,9 @@ class Watcher:
 
         self.chain_source = ChainSource(settings.gateway_config)
         self.snapshot = Snapshot(self.state_dir / SNAPSHOT_FILENAME)
-        self.audit, audit_problem = AuditLog.open_or_restart(self.state_dir / AUDIT_FILENAME)
+        self.audit, audit_problem = AuditLog.open_or_restart(
+            self.state_dir / AUDIT_FILENAME, anchor=anchor_of(self.snapshot.data)
+        )
         self.pins = PinStore(
             self.state_dir / PIN_FILENAME,
             validator=chains_validator(self.chain_source.config.chains),
@@ -263,11 +265,15 @@ class Watcher:
         if not self.pins.path.exists():  # first start: the gateway gets a pin file at once
             self._write_pins()
         if audit_problem:
+            log.warning("the audit log %s did not verify and was set aside; a new chain "
+                        "starts, its first record names the old file: %s",
+                        self.audit.path, audit_problem)
             self._carry_out_alert(
                 Alert(
-                    TransitionType.PIN_FILE_REJECTED,
+                    TransitionType.AUDIT_TAMPERED,
                     ts=self.clock(),
-                    detail=f"audit log did not verify and was set aside: {audit_problem}",
+                    detail=audit_problem,
+                    extra={"set_aside_as": self.audit.set_aside_as or "?"},
                 )
             )
         self.prober: FailbackProber | None = None
@@ -355,7 +361,13 @@ class Watcher:
                 self._position,
                 pending,
                 self._alert_seq,
-                {"written_at": now, "lag_s": self.lag_s, **self._clock_anchor()},
+                {
+                    "written_at": now,
+                    "lag_s": self.lag_s,
+                    # the audit's last durable record: a later tail deletion shows
+                    "audit_head": {"seq": self.audit.seq, "hash": self.audit.head},
+                    **self._clock_anchor(),
+                },
             )
             self._carry_out(pending)
         self._update_gauges(now)

@@ -16,8 +16,8 @@ from watcher.alerts.dedup import Deduplicator
 from watcher.alerts.intake import DEDUP_META
 from watcher.alerts.outbox import DEFAULT_FILENAME, UNSENT
 from watcher.core.state import State, from_json
-from watcher.daemon import SNAPSHOT_FILENAME
 from watcher.pinfile import iso
+from watcher.statedir import SNAPSHOT_FILENAME
 
 STATUS_SCHEMA = 1
 

@@ -124,6 +124,13 @@ SAMPLES: dict[TransitionType, Alert] = {
         detail="openclaw.json does not let the pin steer the gateway: "
         "plugins.entries.fallback-pin.hooks.allowConversationAccess is not true",
     ),
+    T.AUDIT_TAMPERED: Alert(
+        T.AUDIT_TAMPERED,
+        T0,
+        detail="the log ends at seq 41 but seq 44 was written: records at the end were "
+        "deleted",
+        extra={"set_aside_as": "audit.jsonl.broken-20260520T122640Z"},
+    ),
     T.PROBE_BUDGET_EXHAUSTED: Alert(
         T.PROBE_BUDGET_EXHAUSTED,
         T0,

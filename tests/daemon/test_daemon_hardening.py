@@ -414,3 +414,55 @@ def test_the_audit_names_who_ran_pin_hold_and_pin_set_and_keeps_the_note(
     assert second["actor"] == getpass.getuser()
     assert watcher.state.agents["hermes"].hold is not None
     assert watcher.state.agents["hermes"].hold.by == getpass.getuser()
+
+
+def _audited_world(world: Path) -> tuple[Path, Watcher]:
+    """A world whose audit log has a few records, written by a real daemon step."""
+    config = str(world / "watcher.toml")
+    watcher = Watcher(load_settings(world / "watcher.toml"))
+    for model in ("ollama/glm-5:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"):
+        assert main(["pin", "set", "nexus", model, "--config", config]) == 0
+        watcher.apply([])
+    watcher.apply([])  # the snapshot now anchors the last record
+    return world / "state" / "audit.jsonl", watcher
+
+
+def test_deleting_the_last_audit_records_and_the_head_is_caught_with_the_state_dir(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, watcher = _audited_world(world)
+    watcher.intake.outbox.close()
+    state = str(world / "state")
+    assert main(["audit", "verify", "--state-dir", state]) == 0
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:-2]))
+    (world / "state" / "audit.jsonl.head").unlink()
+    capsys.readouterr()
+    assert main(["audit", "verify", "--state-dir", state]) == 1
+    assert "records at the end were deleted" in capsys.readouterr().out
+    # --file alone cannot prove the end, and says so instead of a bare OK
+    assert main(["audit", "verify", "--file", str(log)]) == 0
+    assert "cannot be detected" in capsys.readouterr().out
+
+    log.write_text("")  # an emptied log
+    assert main(["audit", "verify", "--state-dir", state]) == 1
+
+
+def test_a_tampered_audit_log_gets_its_own_card_and_a_warning(
+    world: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log, watcher = _audited_world(world)
+    watcher.intake.outbox.close()
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:-1]))
+    (world / "state" / "audit.jsonl.head").unlink()
+    with caplog.at_level("WARNING", logger="watcher.daemon"):
+        again = Watcher(load_settings(world / "watcher.toml"))
+    assert any("did not verify and was set aside" in r.getMessage() for r in caplog.records)
+    cards = again.intake.outbox.cards()
+    assert [c.alert.type.value for c in cards][-1:] == ["AUDIT_TAMPERED"], cards
+    # at start-up the anchor is the last record durable before the last snapshot, so the
+    # missing head is what gives this deletion away
+    assert "head file is missing" in (cards[-1].alert.detail or "")
+    assert cards[-1].alert.extra["set_aside_as"].startswith("audit.jsonl.broken-")
+    again.intake.outbox.close()

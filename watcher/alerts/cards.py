@@ -39,6 +39,7 @@ TITLES: dict[TransitionType, str] = {
     TransitionType.CONFIG_REJECTED: "⚠️ Gateway config rejected",
     TransitionType.PROBE_BUDGET_EXHAUSTED: "🪫 Probe budget exhausted",
     TransitionType.PLUGIN_INACTIVE: "🔌 The pin steers nothing",
+    TransitionType.AUDIT_TAMPERED: "🧾 Audit log did not verify",
     TransitionType.SUPPRESSION_DOMINANT: "🙈 Suppression outweighs alerting",
     TransitionType.BREAKER_TRIPPED: "🔌 Breaker tripped: paid provider disabled",
     TransitionType.BREAKER_RESET: "🔋 Breaker reset: provider restored",

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from watcher.audit import AUDIT_FILENAME, tail, verify
+from watcher.audit import AUDIT_FILENAME, anchor_of, tail, verify
 from watcher.cli.common import report_config_error, settings_from
 from watcher.config import ConfigError
+from watcher.statedir import SNAPSHOT_FILENAME
 
 DEFAULT_STATE_DIR = "/var/lib/failover-watcher"
 
@@ -62,13 +63,23 @@ def _log_path(args: argparse.Namespace) -> Path:
     return Path(state_dir) / AUDIT_FILENAME
 
 
+def _anchor(state_dir: Path) -> tuple[int, str | None] | None:
+    """What the daemon's ``core-state.json`` says was written, if it can be read."""
+    try:
+        snapshot = json.loads((state_dir / SNAPSHOT_FILENAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return anchor_of(snapshot, pending=True) if isinstance(snapshot, dict) else None
+
+
 def _verify(args: argparse.Namespace) -> int:
     try:
         path = _log_path(args)
     except ConfigError as exc:
         return report_config_error(exc, prog="audit")
+    anchor = None if args.file is not None else _anchor(path.parent)
     try:
-        result = verify(path)
+        result = verify(path, anchor)
     except FileNotFoundError:
         print(f"no audit log at {path}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ class TransitionType(StrEnum):
     CONFIG_REJECTED = "CONFIG_REJECTED"  # openclaw.json unreadable; last good chains kept
     PROBE_BUDGET_EXHAUSTED = "PROBE_BUDGET_EXHAUSTED"
     PLUGIN_INACTIVE = "PLUGIN_INACTIVE"  # the pin cannot steer the gateway (and why)
+    AUDIT_TAMPERED = "AUDIT_TAMPERED"  # the audit log did not verify: set aside, restarted
     SUPPRESSION_DOMINANT = "SUPPRESSION_DOMINANT"
     BREAKER_TRIPPED = "BREAKER_TRIPPED"
     BREAKER_RESET = "BREAKER_RESET"
@@ -37,6 +38,7 @@ NEVER_SUPPRESSED: frozenset[TransitionType] = frozenset(
         TransitionType.HARD_FAILURE,
         TransitionType.PIN_FILE_REJECTED,
         TransitionType.PLUGIN_INACTIVE,
+        TransitionType.AUDIT_TAMPERED,
         TransitionType.SUPPRESSION_DOMINANT,
         TransitionType.BREAKER_TRIPPED,
         TransitionType.BREAKER_RESET,
