@@ -1,7 +1,7 @@
 """Benchmark: a throttled primary's turn time on the real OpenClaw gateway, with and
 without the fallback-pin plugin steering, side by side in one gateway run.
 
-One gateway (``.gateway/``, which ``scripts/bootstrap --gateway`` installs) with the
+One gateway (``.gateway/``, which ``scripts/bootstrap --test`` installs) with the
 plugin loaded, on the loopback fake model server. Two agents share one chain,
 ``tp/busy`` (always 429, ``Retry-After: --retry-after``) then ``fb/one`` (answers):
 

@@ -5,7 +5,7 @@ home (``home/.openclaw/openclaw.json``, per-agent ``settings.json`` with provide
 retries off, workspaces, a private ``TMPDIR``); every provider an agent's model refs
 name points at the loopback ``FakeModelServer`` under ``/p/<provider>`` with
 ``api: "ollama"``. ``start()`` runs ``openclaw gateway run`` from ``.gateway/`` (which
-``scripts/bootstrap --gateway`` installs) and waits for ``GET /readyz``; every line the
+``scripts/bootstrap --test`` installs) and waits for ``GET /readyz``; every line the
 gateway prints, stdout and stderr, lands in ``lines()``, in ``root/gateway.log`` and,
 when a ``LiveJournal`` is given, in the journal as one entry of
 ``openclaw-gateway.service`` (call ``journal.flush()`` before reading it).
@@ -91,7 +91,7 @@ def gateway_binaries() -> tuple[Path, Path]:
     if not (os.access(node, os.X_OK) and openclaw.is_file()):
         raise GatewayError(
             f"no test gateway in {GATEWAY_DIR} (want {node} and {openclaw}); "
-            "run ./scripts/bootstrap --gateway"
+            "run ./scripts/bootstrap --test"
         )
     return node, openclaw
 

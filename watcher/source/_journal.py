@@ -79,6 +79,9 @@ log = logging.getLogger("watcher.source.journal")
 MAX_MESSAGE_BYTES = MAX_LINE_CHARS * 4
 
 
+# Where systemd-journald keeps the system journal: persistent, then volatile.
+SYSTEM_JOURNAL_DIRS = ("/var/log/journal", "/run/log/journal")
+
 def cut_message(raw: bytes, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     """``raw`` cut to at most ``limit`` bytes, backing off (at most 3 bytes) to the
     start of a UTF-8 character so a valid message stays valid (the C loop does the same)."""
@@ -377,6 +380,11 @@ class JournalSource(Source):
         if self.path is None and not (reader.has_runtime_files()
                                       or reader.has_persistent_files()):
             reader.close()
+            if not any(_journal_files(Path(d)) for d in SYSTEM_JOURNAL_DIRS):
+                raise SourceError(
+                    "there is no system journal on this machine (no journal files in "
+                    f"{' or '.join(SYSTEM_JOURNAL_DIRS)}): is systemd-journald running?"
+                )
             raise SourceError(
                 f"no system journal files are readable by user {_user()}: "
                 + GROUP_FIX.format(user=_user())
