@@ -190,7 +190,7 @@ def child_main(config: Path, out: Path, profile: Path | None) -> int:
 
     from watcher import daemon
     from watcher.config import load_settings
-    from watcher.logsetup import setup_logging
+    from watcher.support.logsetup import setup_logging
 
     timers: dict[str, list[float]] = {}
     instances: list[Any] = []

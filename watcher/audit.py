@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.atomic import atomic_write_text, fsync_dir, write_fully
 from watcher.pinfile import iso
+from watcher.support.atomic import atomic_write_text, fsync_dir, write_fully
 
 AUDIT_FILENAME = "audit.jsonl"
 AUDIT_MODE = 0o640

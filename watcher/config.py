@@ -30,9 +30,9 @@ from pydantic_settings import (
 
 from watcher.alerts.config import AlertsConfig
 from watcher.core.policy import Policy
-from watcher.durations import parse_duration
 from watcher.oversight.config import ControlConfig
 from watcher.providers import ProviderConfig
+from watcher.support.durations import parse_duration
 
 DEFAULT_CONFIG = Path("/etc/failover-watcher/watcher.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/failover-watcher")

@@ -43,7 +43,6 @@ from watcher import __version__
 from watcher.alerts.intake import AlertIntake
 from watcher.alerts.outbox import DEFAULT_FILENAME, Outbox
 from watcher.alerts.service import AlertService
-from watcher.atomic import atomic_write_text
 from watcher.audit import AuditLog, anchor_of
 from watcher.chains import ChainSource, GatewayConfig, GatewayConfigError
 from watcher.config import WatcherSettings
@@ -68,7 +67,6 @@ from watcher.core.state import State, from_json, to_json, to_pinfile
 from watcher.core.transitions import Alert, TransitionType
 from watcher.evidence import to_event
 from watcher.gateway.plugin import PluginCheck, check_plugin
-from watcher.metrics import Metrics
 from watcher.pincheck import chains_validator
 from watcher.pinstore import (
     DEFAULT_LOCK_TIMEOUT,
@@ -83,6 +81,8 @@ from watcher.providers import ProviderDirectory
 from watcher.records import FallbackDecision, PluginState, Unparsed
 from watcher.source import Batch, PositionStore, SavedPosition, SourceError, open_source
 from watcher.statedir import SNAPSHOT_FILENAME
+from watcher.support.atomic import atomic_write_text
+from watcher.support.metrics import Metrics
 
 log = logging.getLogger("watcher.daemon")
 T = TypeVar("T")
@@ -375,7 +375,7 @@ class Watcher:
 
     def _clock_anchor(self) -> dict[str, Any]:
         """A ``SteadyClock``'s anchor, saved so a restart in the same boot resumes its
-        timeline (``watcher.clock``); nothing for a plain callable clock."""
+        timeline (``watcher.support.clock``); nothing for a plain callable clock."""
         anchor = getattr(self.clock, "anchor", None)
         return {"clock": anchor()} if callable(anchor) else {}
 
@@ -845,8 +845,8 @@ class Watcher:
 
 def run(settings: WatcherSettings) -> int:
     """Entry point for ``failover-watcher run``. ``now`` is a ``SteadyClock`` so a
-    wall-clock step cannot end cooldowns early (``watcher.clock``)."""
-    from watcher.clock import SteadyClock, read_boot_id, saved_anchor
+    wall-clock step cannot end cooldowns early (``watcher.support.clock``)."""
+    from watcher.support.clock import SteadyClock, read_boot_id, saved_anchor
 
     # What the unit's UMask=0027 does, for a daemon started by hand too: SQLite's
     # -wal/-shm files, metrics.port and every other file keep out of "other".
@@ -879,8 +879,8 @@ def run(settings: WatcherSettings) -> int:
 
 
 def _register_provider_secrets(settings: WatcherSettings, gateway_providers: Any) -> None:
-    """Known API keys are redacted from logs from the start (``watcher.redaction``)."""
-    from watcher.redaction import register_provider_secrets
+    """Known API keys are redacted from logs from the start (``watcher.support.redaction``)."""
+    from watcher.support.redaction import register_provider_secrets
 
     try:
         directory = ProviderDirectory.build(settings.providers, gateway_providers)

@@ -23,7 +23,7 @@ from watcher.records import (
     PluginState,
     RunOutcome,
 )
-from watcher.redaction import redact
+from watcher.support.redaction import redact
 from watcher.taxonomy import classify, classify_outcome
 
 Evidence = (
@@ -42,7 +42,7 @@ def to_event(
 
     Free text from the gateway (``detail``, a lane line's ``error``) is redacted here,
     after classification, so a key a provider echoed in its error never reaches the
-    state, the audit, the pin file or a card (``watcher.redaction``)."""
+    state, the audit, the pin file or a card (``watcher.support.redaction``)."""
     if isinstance(record, FallbackDecision):
         c = classify(record)
         if record.detail:

@@ -42,9 +42,9 @@ from typing import Literal
 from filelock import Timeout, UnixFileLock
 
 from watcher import pinfile
-from watcher.atomic import atomic_write_bytes, fsync_dir, keep_ownership, write_fully
 from watcher.pincheck import PinFileInvalid, PinValidator, check_text
 from watcher.pinfile import PinFile
+from watcher.support.atomic import atomic_write_bytes, fsync_dir, keep_ownership, write_fully
 
 PIN_FILENAME = "fallback-state.json"
 PIN_MODE = 0o640

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from watcher.alerts.outbox import Outbox
 from watcher.core.transitions import TransitionType
-from watcher.metrics import Metrics
+from watcher.support.metrics import Metrics
 
 from .conftest import T0, alert
 

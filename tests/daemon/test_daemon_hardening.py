@@ -60,7 +60,7 @@ def as_user(user: str, fn: Callable[[], int]) -> tuple[int, str]:
     # Import now what the child would import lazily: the interpreter's own files sit
     # under /root, which the child may no longer read.
     for module in ("encodings.ascii", "encodings.latin_1", "watcher.daemon", "watcher.cli.run",
-                   "watcher.cli.pin", "watcher.source", "watcher.logsetup", "getpass"):
+                   "watcher.cli.pin", "watcher.source", "watcher.support.logsetup", "getpass"):
         importlib.import_module(module)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -378,7 +378,7 @@ def test_a_hold_ending_says_so_and_a_success_inside_a_cooldown_is_logged(
 def test_every_counter_rules_use_is_exported_at_zero_before_its_first_increment() -> None:
     from prometheus_client import generate_latest
 
-    from watcher.metrics import Metrics
+    from watcher.support.metrics import Metrics
 
     text = generate_latest(Metrics().registry).decode()
     for series in (

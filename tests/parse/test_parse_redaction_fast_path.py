@@ -7,8 +7,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher import redaction
-from watcher.redaction import REDACTED, redact, register_secret, scrub
+from watcher.support import redaction
+from watcher.support.redaction import REDACTED, redact, register_secret, scrub
 
 
 def every_pattern(text: str, *, long_runs: bool = True) -> str:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from watcher.clock import SteadyClock, quiet, saved_anchor, steady_seconds
 from watcher.config import load_settings
 from watcher.core.events import Tick
 from watcher.core.evidence import ProbeResult
@@ -25,6 +24,7 @@ from watcher.daemon import SNAPSHOT_FILENAME, Watcher
 from watcher.evidence import to_event
 from watcher.parse import parse_line
 from watcher.pinfile import from_iso
+from watcher.support.clock import SteadyClock, quiet, saved_anchor, steady_seconds
 from watcher.testing.file_world import write_file_world
 
 PRIMARY = "ollama/glm-5.1:cloud"

@@ -18,9 +18,9 @@ from tests.reliability.soak_secrets import (
     audit_secrets,
 )
 from watcher.evidence import to_event
-from watcher.logsetup import RedactingFilter, RedactingFormatter
 from watcher.parse import parse_line
-from watcher.redaction import redact, register_secret, scrub
+from watcher.support.logsetup import RedactingFilter, RedactingFormatter
+from watcher.support.redaction import redact, register_secret, scrub
 from watcher.taxonomy_table import FailureClass
 from watcher.testing.journal import journal_remote_binary
 

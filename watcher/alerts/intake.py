@@ -20,7 +20,7 @@ from watcher.alerts.cards import render
 from watcher.alerts.dedup import Deduplicator, DedupPolicy, Verdict
 from watcher.alerts.outbox import Outbox
 from watcher.core.transitions import Alert
-from watcher.metrics import AlertMetrics
+from watcher.support.metrics import AlertMetrics
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.atomic import fsync_dir
 from watcher.core.transitions import NEVER_SUPPRESSED, Alert
-from watcher.metrics import AlertMetrics
+from watcher.support.atomic import fsync_dir
+from watcher.support.metrics import AlertMetrics
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 Two leaks to close. python-telegram-bot puts the token in ``Bot.__repr__`` and logs the
 full API URL (``.../bot<token>``) at DEBUG; httpx logs every request URL at INFO. A filter
-on one handler (``watcher.logsetup``) does not cover handlers added later (pytest's
+on one handler (``watcher.support.logsetup``) does not cover handlers added later (pytest's
 caplog, a second handler an operator configures) nor tracebacks. So, in addition to
-registering the token with ``watcher.logsetup``, ``protect`` wraps the process-wide
+registering the token with ``watcher.support.logsetup``, ``protect`` wraps the process-wide
 LogRecord factory: every record is redacted the moment it is created, whatever handler
 later sees it. The cost is one ``getMessage()`` per record actually emitted.
 """
@@ -16,7 +16,7 @@ import threading
 import traceback
 from typing import Any
 
-from watcher import logsetup
+from watcher.support import logsetup
 
 _install_lock = threading.Lock()
 _installed = False

@@ -20,7 +20,7 @@ from watcher.alerts.intake import AlertIntake
 from watcher.alerts.outbox import DEFAULT_FILENAME, Outbox
 from watcher.alerts.pacing import Backoff, ChatRateLimit
 from watcher.alerts.telegram import BotApi, PtbBotApi, TelegramSender, build_bot
-from watcher.metrics import Metrics
+from watcher.support.metrics import Metrics
 
 
 class AlertService:

@@ -51,7 +51,7 @@ from telegram.request import HTTPXRequest
 from watcher.alerts.outbox import Card, Outbox
 from watcher.alerts.pacing import Backoff, ChatRateLimit
 from watcher.alerts.secret import Secret, protect
-from watcher.metrics import AlertMetrics
+from watcher.support.metrics import AlertMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

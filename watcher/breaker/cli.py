@@ -35,7 +35,7 @@ from typing import Any
 from watcher.breaker.config import DEFAULT_CONFIG, BreakerConfig, BreakerConfigError, load_config
 from watcher.breaker.ledger import Ledger, local_day, next_reset, remaining, roll
 from watcher.breaker.store import LedgerError, LedgerStore
-from watcher.logsetup import quiet_stdout
+from watcher.support.logsetup import quiet_stdout
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -150,7 +150,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from watcher.logsetup import setup_logging
+    from watcher.support.logsetup import setup_logging
 
     config = _load(args)
     if config is None:

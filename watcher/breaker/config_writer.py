@@ -15,7 +15,7 @@ Write discipline, in order, for every change:
    operator (or the gateway) wrote it meanwhile: drop the temp file, and start over from
    step 1 with the new content, at most ``cas_retries`` more times; then give up with
    ``ConcurrentEditError``. A concurrent edit is never overwritten.
-7. Rename over the file and fsync the directory (``watcher.atomic.fsync_dir``).
+7. Rename over the file and fsync the directory (``watcher.support.atomic.fsync_dir``).
 
 The window left between the check in step 6 and the rename is a few microseconds; the
 gateway's own writes and an operator's editor do not take a lock we could share.
@@ -36,9 +36,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from watcher.atomic import fsync_dir
 from watcher.breaker.cut import CutError, Edited
 from watcher.chains import GatewayConfigError, parse_gateway_config
+from watcher.support.atomic import fsync_dir
 
 log = logging.getLogger(__name__)
 

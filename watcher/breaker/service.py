@@ -341,7 +341,7 @@ async def run_breaker(
     if not dry_run and config.alerts is not None:
         # The breaker delivers its own cards: its outbox, its own Telegram sender.
         from watcher.alerts.service import AlertService
-        from watcher.metrics import Metrics
+        from watcher.support.metrics import Metrics
 
         alerts = AlertService.from_config(config.alerts, state, Metrics())
         outbox = alerts.outbox

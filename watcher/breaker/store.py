@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from watcher.atomic import atomic_write_text
 from watcher.breaker.ledger import Ledger
+from watcher.support.atomic import atomic_write_text
 
 LEDGER_NAME = "ledger.json"
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from watcher.logsetup import quiet_stdout
+from watcher.support.logsetup import quiet_stdout
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (

@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from watcher.atomic import OwnershipError
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError
-from watcher.durations import MAX_HOLD_S, bounded_duration
 from watcher.pincheck import PinFileInvalid
 from watcher.pinfile import AgentPin, Hold, PinFile, iso
 from watcher.pinstore import PIN_FILENAME, PinRead, PinStore
+from watcher.support.atomic import OwnershipError
+from watcher.support.durations import MAX_HOLD_S, bounded_duration
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

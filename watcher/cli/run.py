@@ -11,8 +11,8 @@ from pathlib import Path
 from watcher.chains import GatewayConfigError, load_gateway_config
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError, WatcherSettings
-from watcher.logsetup import setup_logging
 from watcher.providers import CredentialError
+from watcher.support.logsetup import setup_logging
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from watcher.core.transitions import NEVER_SUPPRESSED, TransitionType
-from watcher.durations import MAX_HOLD_S, bounded_duration
+from watcher.support.durations import MAX_HOLD_S, bounded_duration
 
 USAGE = {
     "status": "/status",

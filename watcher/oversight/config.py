@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from watcher.durations import MAX_HOLD_S
+from watcher.support.durations import MAX_HOLD_S
 
 
 class ControlConfig(BaseModel):

@@ -2,7 +2,7 @@
 
 It holds the position of the last batch the daemon *applied* (journal cursor or
 ``inode:offset``) and that entry's realtime, which is the fallback when the cursor's
-entry has since been vacuumed. Written with ``watcher.atomic`` so a crash leaves the
+entry has since been vacuumed. Written with ``watcher.support.atomic`` so a crash leaves the
 old position or the new one, never a torn file. It is not the pin file: the pin file
 is the operator's, the position is only the reader's.
 """
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcher.atomic import atomic_write_text
+from watcher.support.atomic import atomic_write_text
 
 FORMAT_VERSION = 1
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from watcher.durations import parse_duration
+from watcher.support.durations import parse_duration
 
 DEFAULT_CATCH_UP_AGE = 600.0
 """Entries older than this (seconds, relative to the source's clock) are history."""

@@ -1,7 +1,7 @@
 """Logging for journald: one line per record on stderr, secrets redacted.
 
 Every secret the process resolves (bot token, API keys) is registered with
-``register_secret`` (kept in ``watcher.redaction``); the filter on the root handler
+``register_secret`` (kept in ``watcher.support.redaction``); the filter on the root handler
 replaces it, and anything shaped like a key, with ``[redacted]`` in any record from
 any library, including httpx's request-URL lines, which carry the Telegram token in
 the path. The formatter redacts the finished line again: a traceback is only
@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from watcher.redaction import REDACTED, register_secret
-from watcher.redaction import redact as _redact
+from watcher.support.redaction import REDACTED, register_secret
+from watcher.support.redaction import redact as _redact
 
 __all__ = ["REDACTED", "RedactingFilter", "RedactingFormatter", "redact", "register_secret"]
 

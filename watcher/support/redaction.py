@@ -14,7 +14,7 @@ Two nets, both applied by ``redact``:
   unchanged.
 
 ``watcher.evidence`` redacts journal details before they enter the core (so state,
-audit, pin file, cards and the outbox never hold them); ``watcher.logsetup`` redacts
+audit, pin file, cards and the outbox never hold them); ``watcher.support.logsetup`` redacts
 every formatted log line, tracebacks included.
 """
 

@@ -49,9 +49,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from watcher.core.state import State
-from watcher.metrics import ClockMetrics
+from watcher.support.metrics import ClockMetrics
 
-log = logging.getLogger("watcher.clock")
+log = logging.getLogger("watcher.support.clock")
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 DEFAULT_THRESHOLD_S = 2.0

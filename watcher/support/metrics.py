@@ -143,7 +143,7 @@ class WatcherMetrics:
 
 @dataclass(frozen=True)
 class ClockMetrics:
-    """Wall-clock steps seen by the daemon's steady clock (``watcher.clock``)."""
+    """Wall-clock steps seen by the daemon's steady clock (``watcher.support.clock``)."""
 
     jumps: Counter
     offset: Gauge
