@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from watcher.pinfile import iso
+from watcher.pins.schema import iso
 from watcher.support.atomic import atomic_write_text, fsync_dir, write_fully
 
 AUDIT_FILENAME = "audit.jsonl"

@@ -67,8 +67,8 @@ from watcher.core.state import State, from_json, to_json, to_pinfile
 from watcher.core.transitions import Alert, TransitionType
 from watcher.evidence import to_event
 from watcher.gateway.plugin import PluginCheck, check_plugin
-from watcher.pincheck import chains_validator
-from watcher.pinstore import (
+from watcher.pins.check import chains_validator
+from watcher.pins.store import (
     DEFAULT_LOCK_TIMEOUT,
     PIN_FILENAME,
     AdoptedEdit,

@@ -16,7 +16,7 @@ from watcher.alerts.dedup import Deduplicator
 from watcher.alerts.intake import DEDUP_META
 from watcher.alerts.outbox import DEFAULT_FILENAME, UNSENT
 from watcher.core.state import State, from_json
-from watcher.pinfile import iso
+from watcher.pins.schema import iso
 from watcher.statedir import SNAPSHOT_FILENAME
 
 STATUS_SCHEMA = 1

@@ -11,7 +11,7 @@ from watcher.core.effects import AppendAudit, RequestProbes, WritePins
 from watcher.core.events import LaneHintEvidence, Tick
 from watcher.core.policy import Policy
 from watcher.core.state import from_json, to_json, to_pinfile
-from watcher.pinfile import dumps, iso, loads
+from watcher.pins.schema import dumps, iso, loads
 from watcher.records import Decision, LaneHint
 from watcher.taxonomy_table import FailureClass
 

@@ -19,8 +19,8 @@ from watcher.core.policy import Policy
 from watcher.core.state import HEALTHY, AgentState, ModelHealth, evolve, initial_state
 from watcher.core.step import Step
 from watcher.core.transitions import Alert, TransitionType
-from watcher.pinfile import iso as fast_iso
-from watcher.pinfile import iso_by_datetime as slow_iso
+from watcher.pins.schema import iso as fast_iso
+from watcher.pins.schema import iso_by_datetime as slow_iso
 from watcher.taxonomy_table import FailureClass
 
 timestamps = st.one_of(

@@ -204,7 +204,7 @@ def test_dropping_a_held_model_from_the_chain_says_the_hold_is_gone() -> None:
 
 
 def test_a_hand_edited_hold_is_audited_with_its_author_and_note() -> None:
-    from watcher.pinfile import Hold as PinHold
+    from watcher.pins.schema import Hold as PinHold
 
     state = initial_state({"a": [P, F1, F2], "b": [P, F2]}, POLICY)
     pins = to_pinfile(state, T0)

@@ -92,7 +92,7 @@ def test_probes_that_get_200_never_fail_back_while_real_traffic_is_throttled(
     """The 20 May flap, end to end: the primary answers probes 200 but real traffic
     429. The pin stays on the fallback through the cooldown (extended by the second
     429), and only after it has passed do two good probes fail it back."""
-    from watcher.pinfile import from_iso
+    from watcher.pins.schema import from_iso
 
     rig = Rig(tmp_path)
     try:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from watcher import pinfile
-from watcher.pinfile import AgentPin, ModelHealthRecord, PinFile
-from watcher.pinstore import PIN_FILENAME
+from watcher.pins import schema as pinfile
+from watcher.pins.schema import AgentPin, ModelHealthRecord, PinFile
+from watcher.pins.store import PIN_FILENAME
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN_EDIT = ROOT / "scripts" / "pin-edit"

@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from watcher import pinfile
-from watcher.pinfile import AgentPin, Hold, ModelHealthRecord, PinFile
-from watcher.pinstore import PIN_FILENAME, NoChange, PinStore
+from watcher.pins import schema as pinfile
+from watcher.pins.schema import AgentPin, Hold, ModelHealthRecord, PinFile
+from watcher.pins.store import PIN_FILENAME, NoChange, PinStore
 
 CHAIN = ["ollama/kimi-k2.5:cloud", "deepseek/deepseek-v4-flash", "ollama/qwen3:8b"]
 

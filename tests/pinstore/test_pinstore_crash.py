@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from tests.pinstore.conftest import LOCAL, PAID, PYTHON, ROOT, agent, pins
-from watcher import pinfile
-from watcher.pinstore import NoChange, PinStore
+from watcher.pins import schema as pinfile
+from watcher.pins.store import NoChange, PinStore
 
 
 def last_good(pin: Path) -> Path:

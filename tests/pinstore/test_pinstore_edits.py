@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.pinstore.conftest import CLOUD, LOCAL, PAID, agent, pins, write_by_hand
-from watcher import pinfile
-from watcher.pincheck import PinFileInvalid, chains_validator
-from watcher.pinfile import Hold
-from watcher.pinstore import AdoptedEdit, NoChange, PinStore, RejectedEdit
+from watcher.pins import schema as pinfile
+from watcher.pins.check import PinFileInvalid, chains_validator
+from watcher.pins.schema import Hold
+from watcher.pins.store import AdoptedEdit, NoChange, PinStore, RejectedEdit
 
 NOW = 1_779_287_880.0  # 2026-05-20T14:38:00Z
 

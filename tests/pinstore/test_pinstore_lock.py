@@ -11,9 +11,9 @@ import filelock
 import pytest
 
 from tests.pinstore.conftest import PIN_EDIT, PYTHON, ROOT, run_pin_edit
-from watcher import pinfile
-from watcher.pinfile import ModelHealthRecord, PinFile
-from watcher.pinstore import PinRead, PinStore, RejectedEdit
+from watcher.pins import schema as pinfile
+from watcher.pins.schema import ModelHealthRecord, PinFile
+from watcher.pins.store import PinRead, PinStore, RejectedEdit
 
 # The same increment, in jq, for the flock(1) editors; the model allows the models map.
 JQ_INCREMENT = '.models[$k] = ((.models[$k] // {state: "healthy"}) | .probe_streak += 1)'
@@ -64,7 +64,7 @@ def test_store_holding_the_lock_keeps_flock_command_out(pin_path: Path) -> None:
 PROCESS_WORKER = """
 import sys
 from tests.pinstore.test_pinstore_lock import increment
-from watcher.pinstore import PinStore
+from watcher.pins.store import PinStore
 store = PinStore(sys.argv[1], lock_timeout=60)
 for _ in range(int(sys.argv[3])):
     store.update(increment(sys.argv[2]))

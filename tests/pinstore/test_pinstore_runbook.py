@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.pinstore.conftest import PIN_EDIT, PYTHON, ROOT, run_pin_edit
-from watcher import pinfile
-from watcher.pinfile import iso
-from watcher.pinstore import AdoptedEdit, NoChange, PinStore
+from watcher.pins import schema as pinfile
+from watcher.pins.schema import iso
+from watcher.pins.store import AdoptedEdit, NoChange, PinStore
 
 EXAMPLE = ROOT / "state" / "fallback-state.example.json"
 

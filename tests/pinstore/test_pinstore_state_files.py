@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from tests.pinstore.conftest import PYTHON, ROOT
-from watcher import pinfile
+from watcher.pins import schema as pinfile
 
 SCHEMA = ROOT / "state" / "fallback-state.schema.json"
 EXAMPLE = ROOT / "state" / "fallback-state.example.json"

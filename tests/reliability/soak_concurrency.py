@@ -24,7 +24,7 @@ The actors, all at once, on one pin file:
   worker process (in-process calls: starting Python for each of thousands of commands
   would dominate the run), on agent ``ops``;
 - a sampler thread reading the pin file continuously and validating every distinct
-  version it sees (the shipped JSON Schema, the ``watcher.pinfile`` model with the live
+  version it sees (the shipped JSON Schema, the ``watcher.pins.schema`` model with the live
   chains, and a long-running ``jq`` over the same bytes).
 
 How a lost update shows: under the lock, before each edit, an editor records the note
@@ -54,8 +54,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from watcher.demo import PAID, PRIMARY, _config, _openclaw
-from watcher.pincheck import PinFileInvalid, chains_validator, check_text
-from watcher.pinstore import PIN_FILENAME
+from watcher.pins.check import PinFileInvalid, chains_validator, check_text
+from watcher.pins.store import PIN_FILENAME
 from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.fake_models import FakeModelServer

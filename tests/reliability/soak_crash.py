@@ -20,7 +20,7 @@ stay silent) is cut into chunks. Two ``DaemonRig`` worlds get the same script:
   imports, sometimes in start-up recovery, mostly within a few hundred milliseconds
   of a batch landing (mid-batch, mid-send). Then it is started again.
 
-After every kill: the pin file parses and validates (``watcher.pinfile`` and the real
+After every kill: the pin file parses and validates (``watcher.pins.schema`` and the real
 ``jq -e .``), and the audit chain verifies. At the end the last daemon drains and
 gets SIGTERM, and the crash run must match the reference: the projection of the
 final core state that does not depend on wall time, the ordered card identities
@@ -62,11 +62,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from watcher import audit, pinfile
+from watcher import audit
 from watcher.alerts.telegram import REPEAT_NOTE
 from watcher.core.state import from_json
 from watcher.core.transitions import Alert
 from watcher.demo import CHAINS, PAID, PRIMARY
+from watcher.pins import schema as pinfile
 from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.journal import JournalEntry

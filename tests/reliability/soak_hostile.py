@@ -60,7 +60,7 @@ from tests.reliability.hostile import HostileLine, hostile_lines
 from watcher.audit import AUDIT_FILENAME, verify
 from watcher.demo import _config
 from watcher.parse import parse_line
-from watcher.pinfile import loads
+from watcher.pins.schema import loads
 from watcher.records import FallbackDecision, Unparsed
 from watcher.source._types import decode, is_relevant
 from watcher.testing.daemon_rig import DaemonRig, wait_until

@@ -23,7 +23,7 @@ from watcher.core.evidence import ProbeResult
 from watcher.daemon import SNAPSHOT_FILENAME, Watcher
 from watcher.evidence import to_event
 from watcher.parse import parse_line
-from watcher.pinfile import from_iso
+from watcher.pins.schema import from_iso
 from watcher.support.clock import SteadyClock, quiet, saved_anchor, steady_seconds
 from watcher.testing.file_world import write_file_world
 

@@ -22,7 +22,7 @@ from watcher.core.state import State, to_pinfile
 from watcher.demo import CHAINS
 from watcher.evidence import to_event
 from watcher.parse import MAX_LINE_CHARS, UNPARSED_PREFIX_CHARS, parse_any, parse_line
-from watcher.pinfile import dumps, loads
+from watcher.pins.schema import dumps, loads
 from watcher.records import ChainStopped, FallbackDecision, LaneHint, Unparsed
 from watcher.taxonomy import classify
 from watcher.testing.fake_botapi import MAX_TEXT, parse_telegram_html

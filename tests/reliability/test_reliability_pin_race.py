@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from watcher import pinfile
 from watcher.config import load_settings
 from watcher.core.events import Event, Hold, Tick
 from watcher.daemon import Watcher
-from watcher.pinfile import AgentPin, PinFile
-from watcher.pinfile import Hold as PinHold
-from watcher.pinstore import PIN_FILENAME, AdoptedEdit, PinStore, RejectedEdit
+from watcher.pins import schema as pinfile
+from watcher.pins.schema import AgentPin, PinFile
+from watcher.pins.schema import Hold as PinHold
+from watcher.pins.store import PIN_FILENAME, AdoptedEdit, PinStore, RejectedEdit
 from watcher.testing.file_world import write_file_world
 
 pytestmark = pytest.mark.skipif(

@@ -6,9 +6,9 @@ import json
 import stat
 from pathlib import Path
 
-from watcher import pinfile
 from watcher.alerts.cards import TELEGRAM_LIMIT
 from watcher.alerts.dedup import DedupPolicy
+from watcher.pins import schema as pinfile
 from watcher.simulate import (
     compare,
     find_scenario,

@@ -84,7 +84,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
             settings = settings_from(args)
         except ConfigError as exc:
             return report_config_error(exc, prog="lint-config")
-        from watcher.pinstore import PIN_FILENAME
+        from watcher.pins.store import PIN_FILENAME
 
         plugin = check_plugin(path, settings.state_dir / PIN_FILENAME)
         found += [f"plugin: {problem}" for problem in plugin.problems]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError
-from watcher.pincheck import PinFileInvalid
-from watcher.pinfile import AgentPin, Hold, PinFile, iso
-from watcher.pinstore import PIN_FILENAME, PinRead, PinStore
+from watcher.pins.check import PinFileInvalid
+from watcher.pins.schema import AgentPin, Hold, PinFile, iso
+from watcher.pins.store import PIN_FILENAME, PinRead, PinStore
 from watcher.support.atomic import OwnershipError
 from watcher.support.durations import MAX_HOLD_S, bounded_duration
 

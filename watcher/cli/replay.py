@@ -170,7 +170,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    from watcher.pinfile import iso
+    from watcher.pins.schema import iso
 
     print(f"replayed {records} record(s) under policy {policy.version}")
     for c in out["transitions"]:

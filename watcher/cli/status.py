@@ -26,7 +26,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return report_config_error(exc, prog="status")
     from watcher.gateway.plugin import check_plugin
-    from watcher.pinstore import PIN_FILENAME
+    from watcher.pins.store import PIN_FILENAME
 
     check = check_plugin(settings.gateway_config, settings.state_dir / PIN_FILENAME)
     try:

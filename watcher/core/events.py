@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from watcher.core.evidence import ProbeResult
-from watcher.pinfile import PinFile
+from watcher.pins.schema import PinFile
 from watcher.records import ChainStopped, FallbackDecision, LaneHint, PluginState, RunOutcome
 from watcher.taxonomy_table import FailureClass
 

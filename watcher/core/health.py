@@ -21,7 +21,7 @@ from watcher.core.state import (
 )
 from watcher.core.step import Cause, Decided, Step, event_time
 from watcher.core.transitions import Alert, TransitionType
-from watcher.pinfile import iso
+from watcher.pins.schema import iso
 from watcher.records import Decision
 from watcher.taxonomy_table import TAXONOMY, FailureClass
 

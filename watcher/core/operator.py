@@ -25,7 +25,7 @@ from watcher.core.state import (
 )
 from watcher.core.step import Cause, Decided, Step
 from watcher.core.transitions import Alert, TransitionType
-from watcher.pinfile import from_iso, iso
+from watcher.pins.schema import from_iso, iso
 
 T = TransitionType
 

@@ -11,7 +11,7 @@ the rest, so an event costs a couple of small dict copies, not a rebuild.
 
 ``to_json``/``from_json`` round-trip the whole state through plain dicts so the
 daemon can persist it and resume exactly; ``to_pinfile`` is the view the gateway
-reads (fixed field names, see ``watcher.pinfile``).
+reads (fixed field names, see ``watcher.pins.schema``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar, cast
 
-from watcher.pinfile import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
-from watcher.pinfile import Hold as PinHold
+from watcher.pins.schema import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
+from watcher.pins.schema import Hold as PinHold
 from watcher.taxonomy_table import FailureClass
 
 STATE_SCHEMA = 1

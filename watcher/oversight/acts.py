@@ -24,7 +24,7 @@ from watcher.oversight.commands import (
     MuteCommand,
     ReleaseCommand,
 )
-from watcher.pinfile import iso
+from watcher.pins.schema import iso
 
 StateCommand = HoldCommand | ReleaseCommand | FailbackCommand | MuteCommand
 

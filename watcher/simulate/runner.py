@@ -30,7 +30,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from watcher import pinfile
 from watcher.alerts.cards import render
 from watcher.alerts.dedup import Deduplicator, DedupPolicy, SuppressionReason
 from watcher.core.decide import decide, initial_state
@@ -41,7 +40,8 @@ from watcher.core.state import State, to_pinfile
 from watcher.core.transitions import Alert
 from watcher.evidence import to_event
 from watcher.parse import parse_line
-from watcher.pinstore import PIN_FILENAME, PinStore
+from watcher.pins import schema as pinfile
+from watcher.pins.store import PIN_FILENAME, PinStore
 from watcher.records import Unparsed
 from watcher.simulate.gateway import GatewayModel
 from watcher.simulate.probes import SimulatedProbes

@@ -1,7 +1,7 @@
 """Validate a pin file and say what is wrong with it in plain words.
 
 Shared by the pin store (to quarantine a bad hand edit with a readable reason) and by
-``scripts/pin-edit``, which runs ``python -m watcher.pincheck FILE`` on the jq result
+``scripts/pin-edit``, which runs ``python -m watcher.pins.check FILE`` on the jq result
 before it replaces the live pin file. Exit codes: 0 valid, 1 invalid, 2 usage error.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from watcher import pinfile
-from watcher.pinfile import PinFile
+from watcher.pins import schema as pinfile
+from watcher.pins.schema import PinFile
 
 # Extra check against the gateway's live chains; raises ValueError with a plain message.
 PinValidator = Callable[[PinFile], None]
@@ -84,7 +84,7 @@ def chains_validator(chains: Mapping[str, Sequence[str]]) -> PinValidator:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m watcher.pincheck",
+        prog="python -m watcher.pins.check",
         description="Check that FILE is a valid failover-watcher pin file.",
     )
     parser.add_argument("file", help="pin file to check ('-' for stdin)")

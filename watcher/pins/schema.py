@@ -6,7 +6,7 @@ operators already script against them. Timestamps are UTC ISO 8601 strings with
 second precision and a ``Z`` suffix, which jq's ``fromdate`` reads directly.
 
 This module holds the model, its validation, and (de)serialisation with a stable key
-order. It does no I/O: ``watcher.pinstore`` reads and writes the file.
+order. It does no I/O: ``watcher.pins.store`` reads and writes the file.
 """
 
 from __future__ import annotations

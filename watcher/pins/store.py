@@ -41,9 +41,9 @@ from typing import Literal
 
 from filelock import Timeout, UnixFileLock
 
-from watcher import pinfile
-from watcher.pincheck import PinFileInvalid, PinValidator, check_text
-from watcher.pinfile import PinFile
+from watcher.pins import schema as pinfile
+from watcher.pins.check import PinFileInvalid, PinValidator, check_text
+from watcher.pins.schema import PinFile
 from watcher.support.atomic import atomic_write_bytes, fsync_dir, keep_ownership, write_fully
 
 PIN_FILENAME = "fallback-state.json"
