@@ -5,8 +5,8 @@
 
 The stream is what the daemon builds from ``bench/tail.py``'s journal: its decision
 lines and lane hints (one decision per second of journal time, a lane hint every fifth
-decision), parsed with ``watcher.parse.parse_line`` and classified with
-``watcher.evidence.to_event`` once, up front, as catch-up evidence (the tail bench's
+decision), parsed with ``watcher.parse.lines.parse_line`` and classified with
+``watcher.classify.evidence.to_event`` once, up front, as catch-up evidence (the tail bench's
 entries are a day old). Then only ``decide`` is timed, over the tail bench's chains,
 with the default ``Policy`` and ``now`` moving one second per event, each event's
 state feeding the next, exactly as ``Watcher.apply`` threads it.
@@ -34,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 def build_events(n: int) -> list[Any]:
     from tail import CHAINS, DECISIONS, LANE  # bench/tail.py: the same lines and chains
 
-    from watcher.evidence import to_event
-    from watcher.parse import parse_line
+    from watcher.classify.evidence import to_event
+    from watcher.parse.lines import parse_line
 
     base = 1_795_000_000.0
     events: list[Any] = []

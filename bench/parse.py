@@ -17,9 +17,9 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from watcher.parse import parse_line
-from watcher.records import ChainStopped, FallbackDecision
-from watcher.taxonomy import classify
+from watcher.classify.taxonomy import classify
+from watcher.parse.lines import parse_line
+from watcher.parse.records import ChainStopped, FallbackDecision
 
 _PREFIX = "Nov 22 21:{m:02d}:{s:02d} vps node[4242]: 2026-11-22T21:{m:02d}:{s:02d}.{ms:03d}+00:00 "
 _D = "[model-fallback/decision] model fallback decision: "

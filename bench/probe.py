@@ -26,7 +26,7 @@ import httpx
 
 from watcher.core.evidence import ProbeResult
 from watcher.probe import FailbackProber, ProbeClient
-from watcher.providers import Provider, ProviderDirectory
+from watcher.probe.providers import Provider, ProviderDirectory
 from watcher.testing.fake_models import FakeModelServer, Reply
 
 

@@ -6,7 +6,7 @@ the log contract, 1% lane hints, the rest gateway chatter. Then, in the same run
 
 - the watcher: the daemon's own tail loop, in process. ``Watcher.open_source()`` (the
   ``JournalSource`` with unit match, byte prefilter and the C scan loop when built),
-  then ``Watcher.apply_batch`` per batch: parse (``watcher.parse``), classify and
+  then ``Watcher.apply_batch`` per batch: parse (``watcher.parse.lines``), classify and
   ``to_event``, the pure ``decide`` for every event, and once per batch the
   crash-consistent snapshot (state + journal position, fsync'd) and the coalesced pin
   file write (lock, atomic write) and audit records, exactly as ``run`` does. The
@@ -186,8 +186,8 @@ async def watcher_pass(directory: Path, root: Path) -> tuple[float, dict[str, in
 
 async def parse_pass(directory: Path, state: Path) -> float:
     """The previous bench's contender: source, parse, classify, cursor commit; no decide."""
-    from watcher.records import ChainStopped, FallbackDecision
-    from watcher.taxonomy import classify
+    from watcher.classify.taxonomy import classify
+    from watcher.parse.records import ChainStopped, FallbackDecision
 
     store = PositionStore(state / "position-journal.json", "journal")
     store.path.unlink(missing_ok=True)

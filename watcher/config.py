@@ -31,7 +31,7 @@ from pydantic_settings import (
 from watcher.alerts.config import AlertsConfig
 from watcher.core.policy import Policy
 from watcher.oversight.config import ControlConfig
-from watcher.providers import ProviderConfig
+from watcher.probe.providers import ProviderConfig
 from watcher.support.durations import parse_duration
 
 DEFAULT_CONFIG = Path("/etc/failover-watcher/watcher.toml")

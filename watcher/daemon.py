@@ -43,8 +43,8 @@ from watcher import __version__
 from watcher.alerts.intake import AlertIntake
 from watcher.alerts.outbox import DEFAULT_FILENAME, Outbox
 from watcher.alerts.service import AlertService
-from watcher.audit import AuditLog, anchor_of
-from watcher.chains import ChainSource, GatewayConfig, GatewayConfigError
+from watcher.audit.log import AuditLog, anchor_of
+from watcher.classify.evidence import to_event
 from watcher.config import WatcherSettings
 from watcher.core.decide import decide, initial_state, probe_targets
 from watcher.core.effects import (
@@ -65,8 +65,9 @@ from watcher.core.events import (
 from watcher.core.evidence import ProbeResult
 from watcher.core.state import State, from_json, to_json, to_pinfile
 from watcher.core.transitions import Alert, TransitionType
-from watcher.evidence import to_event
+from watcher.gateway.chains import ChainSource, GatewayConfig, GatewayConfigError
 from watcher.gateway.plugin import PluginCheck, check_plugin
+from watcher.parse.records import FallbackDecision, PluginState, Unparsed
 from watcher.pins.check import chains_validator
 from watcher.pins.store import (
     DEFAULT_LOCK_TIMEOUT,
@@ -76,9 +77,8 @@ from watcher.pins.store import (
     RejectedEdit,
 )
 from watcher.probe.client import ProbeClient, ProbeTimeouts
+from watcher.probe.providers import ProviderDirectory
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
-from watcher.providers import ProviderDirectory
-from watcher.records import FallbackDecision, PluginState, Unparsed
 from watcher.source import Batch, PositionStore, SavedPosition, SourceError, open_source
 from watcher.statedir import SNAPSHOT_FILENAME
 from watcher.support.atomic import atomic_write_text

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.breaker.conftest import GATEWAY_JSON, GATEWAY_JSON5
 from watcher.breaker.cut import Cut, CutError, cut_provider, restore_cuts
 from watcher.breaker.document import ModelDocument, PlainDocument
-from watcher.chains import parse_gateway_config
+from watcher.gateway.chains import parse_gateway_config
 
 
 def test_trip_removes_the_provider_from_every_chain_and_promotes_paid_primaries() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.breaker.conftest import GATEWAY_JSON, write_toml
-from watcher.chains import parse_gateway_config
+from watcher.gateway.chains import parse_gateway_config
 from watcher.testing.journal import JournalEntry, write_journal
 
 ROOT = Path(__file__).resolve().parents[2]

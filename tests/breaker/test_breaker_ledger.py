@@ -19,7 +19,7 @@ from watcher.breaker.ledger import (
     roll,
     with_trip,
 )
-from watcher.records import Decision, FallbackDecision, ModelRef
+from watcher.parse.records import Decision, FallbackDecision, ModelRef
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CONFIG = parse_config("""

@@ -14,8 +14,8 @@ from watcher.breaker.cut import cut_provider
 from watcher.breaker.ledger import Trip, with_trip
 from watcher.breaker.service import Breaker, redact_config_text
 from watcher.breaker.store import LedgerStore
-from watcher.chains import parse_gateway_config
-from watcher.parse import parse_line
+from watcher.gateway.chains import parse_gateway_config
+from watcher.parse.lines import parse_line
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

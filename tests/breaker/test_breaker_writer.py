@@ -11,7 +11,7 @@ import pytest
 from tests.breaker.conftest import GATEWAY_JSON
 from watcher.breaker.config_writer import ConcurrentEditError, ConfigWriteError, ConfigWriter
 from watcher.breaker.cut import Cut, Edited, cut_provider, restore_cuts
-from watcher.chains import parse_gateway_config
+from watcher.gateway.chains import parse_gateway_config
 
 
 def cut_openai(text: str) -> tuple[Edited, Cut]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from watcher.classify.table import FailureClass
 from watcher.core.decide import Decided, decide, initial_state
 from watcher.core.effects import EnqueueAlert, RequestProbes
 from watcher.core.events import Event, Tick, TrafficEvidence
@@ -17,8 +18,7 @@ from watcher.core.evidence import ProbeResult
 from watcher.core.policy import Policy
 from watcher.core.state import State
 from watcher.core.transitions import Alert
-from watcher.records import Decision, FallbackDecision, ModelRef
-from watcher.taxonomy_table import FailureClass
+from watcher.parse.records import Decision, FallbackDecision, ModelRef
 
 T0 = 1_779_285_600.0  # 2026-05-20T14:00:00Z
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.chains import (
+from watcher.gateway.chains import (
     DEFAULT_AGENT_ID,
     ChainSource,
     GatewayConfigError,

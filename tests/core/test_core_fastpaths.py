@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from watcher.classify.table import FailureClass
 from watcher.core.policy import Policy
 from watcher.core.state import HEALTHY, AgentState, ModelHealth, evolve, initial_state
 from watcher.core.step import Step
 from watcher.core.transitions import Alert, TransitionType
 from watcher.pins.schema import iso as fast_iso
 from watcher.pins.schema import iso_by_datetime as slow_iso
-from watcher.taxonomy_table import FailureClass
 
 timestamps = st.one_of(
     st.none(),

@@ -6,11 +6,11 @@ by an oracle) and asserts on the sequence of transitions and sentences.
 
 from __future__ import annotations
 
+from watcher.classify.table import TAXONOMY, FailureClass
 from watcher.core.decide import decide, initial_state
 from watcher.core.events import Event, Tick
 from watcher.core.policy import Policy
-from watcher.records import Decision
-from watcher.taxonomy_table import TAXONOMY, FailureClass
+from watcher.parse.records import Decision
 
 from .sim import T0, Sim, alerts_of, failed, moves, other, probe, succeeded
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from watcher.classify.evidence import to_event
+from watcher.classify.table import FailureClass
 from watcher.core.decide import decide, initial_state
 from watcher.core.events import Event, Tick
 from watcher.core.evidence import ProbeResult
 from watcher.core.policy import Policy
-from watcher.evidence import to_event
-from watcher.parse import parse_line
-from watcher.taxonomy_table import FailureClass
+from watcher.parse.lines import parse_line
 
 PRIMARY = "ollama/glm-5.1:cloud"
 CHAINS = {

@@ -3,6 +3,7 @@ rejected pin files and broken gateway configs."""
 
 from __future__ import annotations
 
+from watcher.classify.table import FailureClass
 from watcher.core.decide import decide, initial_state
 from watcher.core.effects import AppendAudit, WritePins
 from watcher.core.events import (
@@ -17,7 +18,6 @@ from watcher.core.events import (
 )
 from watcher.core.policy import Policy
 from watcher.core.state import State, to_pinfile
-from watcher.taxonomy_table import FailureClass
 
 from .sim import T0, alerts_of, failed, moves, probe
 

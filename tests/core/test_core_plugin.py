@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from watcher.classify.evidence import to_event
 from watcher.core.decide import decide, initial_state
 from watcher.core.effects import EnqueueAlert
 from watcher.core.policy import Policy
 from watcher.core.state import State, from_json, to_json
 from watcher.core.transitions import TransitionType
-from watcher.evidence import to_event
-from watcher.parse import parse_line
+from watcher.parse.lines import parse_line
 
 T0 = 1_796_000_000.0
 P, FB, FB2 = "stub/primary", "stub/backup", "other/backup"

@@ -8,11 +8,11 @@ import json
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from watcher.classify.table import FailureClass
 from watcher.core.decide import Decided, decide, initial_state
 from watcher.core.events import Event, Hold, Release, SetServing, Tick
 from watcher.core.policy import Policy
 from watcher.core.state import State, from_json, to_json, to_pinfile
-from watcher.taxonomy_table import FailureClass
 
 from .sim import T0, failed, probe, succeeded
 

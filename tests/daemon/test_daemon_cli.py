@@ -163,8 +163,8 @@ def test_replay_runs_the_core_on_the_recorded_clock_without_touching_live_state(
 
 def test_status_shows_the_agent_in_fallback_with_its_class(setup: Path) -> None:
     watcher = Watcher(load_settings(setup / "watcher.toml"))
-    from watcher.evidence import to_event
-    from watcher.parse import parse_line
+    from watcher.classify.evidence import to_event
+    from watcher.parse.lines import parse_line
 
     now = time.time()
     event = to_event(parse_line(FAIL.format(ts="x"), ts=now), position="p1")

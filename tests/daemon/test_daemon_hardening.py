@@ -347,9 +347,9 @@ def test_the_daemon_started_by_hand_under_umask_022_writes_nothing_world_readabl
 def test_a_hold_ending_says_so_and_a_success_inside_a_cooldown_is_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from watcher.classify.evidence import to_event
     from watcher.core.events import Hold, Tick
-    from watcher.evidence import to_event
-    from watcher.parse import parse_line
+    from watcher.parse.lines import parse_line
 
     write_file_world(tmp_path, CHAINS)
     watcher = Watcher(load_settings(tmp_path / "watcher.toml"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher import audit
+from watcher.audit import log as audit
 from watcher.demo import CHAINS, DEMO_TOKEN, PRIMARY
 from watcher.testing.daemon_rig import DaemonRig as Rig
 from watcher.testing.daemon_rig import wait_until

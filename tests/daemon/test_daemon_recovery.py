@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from watcher import audit
+from watcher.audit import log as audit
 from watcher.config import load_settings
 from watcher.core.events import Hold, Release
 from watcher.daemon import Watcher
@@ -83,8 +83,8 @@ def test_a_card_raised_before_a_flap_starts_in_the_same_batch_is_not_suppressed_
     """The dedup's flap rule must see who was flapping right after the event that raised
     the card, not after the whole batch: otherwise batching (and, across a crash, where
     the kill fell) decides whether an early RECOVERY is sent."""
-    from watcher.evidence import to_event
-    from watcher.parse import parse_line
+    from watcher.classify.evidence import to_event
+    from watcher.parse.lines import parse_line
 
     config = _setup(tmp_path)
     with config.open("a") as fh:

@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from watcher import audit
+from watcher.audit import log as audit
+from watcher.classify.evidence import to_event
 from watcher.config import load_settings
 from watcher.daemon import AUDIT_FILENAME, Watcher
 from watcher.demo import DEMO_TOKEN, PRIMARY, _openclaw
-from watcher.evidence import to_event
 from watcher.oversight.poller import TelegramControl
-from watcher.parse import parse_line
+from watcher.parse.lines import parse_line
 from watcher.testing.fake_botapi import FakeBotApi, SentMessage
 from watcher.testing.fake_models import FakeModelServer
 

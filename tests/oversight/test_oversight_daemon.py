@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher import audit
+from watcher.audit import log as audit
 from watcher.demo import _config
 from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.fake_botapi import FakeBotApi

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.parse.vectors import VECTOR_DIR
+from watcher.classify.taxonomy import FailureClass
 from watcher.cli import main
-from watcher.records import Decision
-from watcher.taxonomy import FailureClass
+from watcher.parse.records import Decision
 
 SAMPLE = Path(__file__).resolve().parents[2] / "watcher" / "samples" / "gateway-sample.log"
 

@@ -7,9 +7,15 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.parse import MAX_LINE_CHARS, UNPARSED_PREFIX_CHARS, parse_any, parse_jsonl, parse_line
-from watcher.records import ChainStopped, FallbackDecision, LaneHint, ModelRef, Unparsed
-from watcher.taxonomy import Classification, classify
+from watcher.classify.taxonomy import Classification, classify
+from watcher.parse.lines import (
+    MAX_LINE_CHARS,
+    UNPARSED_PREFIX_CHARS,
+    parse_any,
+    parse_jsonl,
+    parse_line,
+)
+from watcher.parse.records import ChainStopped, FallbackDecision, LaneHint, ModelRef, Unparsed
 
 _OK_TYPES = (FallbackDecision, ChainStopped, LaneHint, Unparsed, type(None))
 _MARK = "[model-fallback/decision] model fallback decision: "

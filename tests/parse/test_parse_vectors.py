@@ -13,18 +13,7 @@ from typing import Any
 import pytest
 
 from tests.parse.vectors import Vector, load_vectors
-from watcher.parse import parse_any
-from watcher.records import (
-    KNOWN_REASONS,
-    ChainStopped,
-    Decision,
-    FallbackDecision,
-    LaneHint,
-    PluginState,
-    RunOutcome,
-    Unparsed,
-)
-from watcher.taxonomy import (
+from watcher.classify.taxonomy import (
     SIGNATURES,
     TIERS,
     Classification,
@@ -34,6 +23,17 @@ from watcher.taxonomy import (
     evidence_of,
     matching_signatures,
     outcome_evidence,
+)
+from watcher.parse.lines import parse_any
+from watcher.parse.records import (
+    KNOWN_REASONS,
+    ChainStopped,
+    Decision,
+    FallbackDecision,
+    LaneHint,
+    PluginState,
+    RunOutcome,
+    Unparsed,
 )
 
 VECTORS = load_vectors()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.pinstore.conftest import PYTHON, ROOT
-from watcher.audit import (
+from watcher.audit.log import (
     CHAIN_RESTARTED,
     GENESIS,
     TAIL_REPAIRED,
@@ -93,7 +93,7 @@ def test_verify_catches_an_edited_record(tmp_path: Path) -> None:
 
 
 def test_verify_catches_an_edit_that_recomputes_the_records_own_hash(tmp_path: Path) -> None:
-    from watcher.audit import canonical, record_hash
+    from watcher.audit.log import canonical, record_hash
 
     path = filled(tmp_path)
     text = lines(path)

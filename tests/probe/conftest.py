@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from watcher.providers import Provider
+from watcher.probe.providers import Provider
 from watcher.testing.fake_models import FakeModelServer
 
 

@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from tests.probe.conftest import ollama_at, openai_at
+from watcher.classify.table import FailureClass
 from watcher.probe.client import ProbeClient, ProbeTimeouts, parse_retry_after
-from watcher.providers import CredentialRef, Provider
-from watcher.taxonomy_table import FailureClass
+from watcher.probe.providers import CredentialRef, Provider
 from watcher.testing.fake_models import FakeModelServer, Reply, closed_port
 
 NOW = 1_779_288_000.0  # 2026-05-20T14:40:00Z, the flap afternoon

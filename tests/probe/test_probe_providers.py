@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.chains import parse_gateway_config
-from watcher.providers import (
+from watcher.gateway.chains import parse_gateway_config
+from watcher.probe.providers import (
     OLLAMA_DEFAULT_BASE_URL,
     CredentialError,
     CredentialRef,

@@ -640,7 +640,7 @@ def check_audit(
 ) -> dict[str, Any]:
     """The chain verifies; every agent has OPERATOR_OVERRIDEs, and a held agent's last
     one took it where it is; one PIN_FILE_REJECTED per quarantined file."""
-    from watcher import audit
+    from watcher.audit import log as audit
 
     verified = audit.verify(state / "audit.jsonl")
     if not verified.ok:

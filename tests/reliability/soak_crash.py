@@ -62,8 +62,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from watcher import audit
 from watcher.alerts.telegram import REPEAT_NOTE
+from watcher.audit import log as audit
 from watcher.core.state import from_json
 from watcher.core.transitions import Alert
 from watcher.demo import CHAINS, PAID, PRIMARY

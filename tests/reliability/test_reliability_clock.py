@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import time_machine
 
+from watcher.classify.evidence import to_event
 from watcher.config import load_settings
 from watcher.core.events import Tick
 from watcher.core.evidence import ProbeResult
 from watcher.daemon import SNAPSHOT_FILENAME, Watcher
-from watcher.evidence import to_event
-from watcher.parse import parse_line
+from watcher.parse.lines import parse_line
 from watcher.pins.schema import from_iso
 from watcher.support.clock import SteadyClock, quiet, saved_anchor, steady_seconds
 from watcher.testing.file_world import write_file_world

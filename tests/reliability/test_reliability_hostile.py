@@ -15,16 +15,16 @@ import pytest
 from tests.reliability.hostile import KINDS, hostile_lines, make
 from tests.reliability.soak_hostile import run_soak
 from watcher.alerts.cards import render
+from watcher.classify.evidence import to_event
+from watcher.classify.taxonomy import classify
 from watcher.core.decide import decide, initial_state
 from watcher.core.effects import EnqueueAlert
 from watcher.core.policy import Policy
 from watcher.core.state import State, to_pinfile
 from watcher.demo import CHAINS
-from watcher.evidence import to_event
-from watcher.parse import MAX_LINE_CHARS, UNPARSED_PREFIX_CHARS, parse_any, parse_line
+from watcher.parse.lines import MAX_LINE_CHARS, UNPARSED_PREFIX_CHARS, parse_any, parse_line
+from watcher.parse.records import ChainStopped, FallbackDecision, LaneHint, Unparsed
 from watcher.pins.schema import dumps, loads
-from watcher.records import ChainStopped, FallbackDecision, LaneHint, Unparsed
-from watcher.taxonomy import classify
 from watcher.testing.fake_botapi import MAX_TEXT, parse_telegram_html
 from watcher.testing.journal import journal_remote_binary
 

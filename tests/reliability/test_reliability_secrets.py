@@ -17,11 +17,11 @@ from tests.reliability.soak_secrets import (
     SecretsReport,
     audit_secrets,
 )
-from watcher.evidence import to_event
-from watcher.parse import parse_line
+from watcher.classify.evidence import to_event
+from watcher.classify.table import FailureClass
+from watcher.parse.lines import parse_line
 from watcher.support.logsetup import RedactingFilter, RedactingFormatter
 from watcher.support.redaction import redact, register_secret, scrub
-from watcher.taxonomy_table import FailureClass
 from watcher.testing.journal import journal_remote_binary
 
 

@@ -6,13 +6,13 @@ drifted from the contract, these tests (and the parser's Unparsed) would say so.
 
 from __future__ import annotations
 
-from watcher.parse import parse_line
-from watcher.records import ChainStopped, Decision, FallbackDecision, LaneHint
+from watcher.classify.table import FailureClass
+from watcher.classify.taxonomy import classify
+from watcher.parse.lines import parse_line
+from watcher.parse.records import ChainStopped, Decision, FallbackDecision, LaneHint
 from watcher.simulate import parse_scenario
 from watcher.simulate.gateway import GatewayModel, RequestOutcome
 from watcher.simulate.scenario import Scenario
-from watcher.taxonomy import classify
-from watcher.taxonomy_table import FailureClass
 
 T0 = 1779283800.0  # 2026-05-20T13:30:00Z
 GLM, MINIMAX, DEEPSEEK = (

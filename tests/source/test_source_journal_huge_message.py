@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from watcher.parse import MAX_LINE_CHARS, parse_line
-from watcher.records import FallbackDecision
+from watcher.parse.lines import MAX_LINE_CHARS, parse_line
+from watcher.parse.records import FallbackDecision
 from watcher.source import JournalSource
 from watcher.source._journal import MAX_MESSAGE_BYTES, cut_message
 from watcher.testing.journal import JournalEntry

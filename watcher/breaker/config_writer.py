@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from watcher.breaker.cut import CutError, Edited
-from watcher.chains import GatewayConfigError, parse_gateway_config
+from watcher.gateway.chains import GatewayConfigError, parse_gateway_config
 from watcher.support.atomic import fsync_dir
 
 log = logging.getLogger(__name__)

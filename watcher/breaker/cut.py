@@ -2,7 +2,7 @@
 
 Pure: text in, text and a record out. No clock, no files.
 
-Where a chain lives in ``openclaw.json`` (see ``watcher.chains`` for how it is read):
+Where a chain lives in ``openclaw.json`` (see ``watcher.gateway.chains`` for how it is read):
 
 - ``agents.defaults.model``: its ``fallbacks`` are inherited by every agent whose
   model is a plain string (or an object without ``fallbacks``) and by agents with no
@@ -46,7 +46,7 @@ from watcher.breaker.document import (
     path_text,
     value_at,
 )
-from watcher.chains import GatewayConfig, GatewayConfigError, parse_gateway_config
+from watcher.gateway.chains import GatewayConfig, GatewayConfigError, parse_gateway_config
 
 DEFAULTS = "defaults"  # the owner name of agents.defaults.model in records and cards
 

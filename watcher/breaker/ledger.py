@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from watcher.breaker.config import BreakerConfig, ProviderBudget
 from watcher.breaker.cut import Cut
-from watcher.records import Decision, FallbackDecision
+from watcher.parse.records import Decision, FallbackDecision
 
 LEDGER_VERSION = 1
 

@@ -48,7 +48,7 @@ from watcher.breaker.ledger import (
 )
 from watcher.breaker.store import LedgerStore
 from watcher.core.transitions import Alert, TransitionType
-from watcher.records import FallbackDecision
+from watcher.parse.records import FallbackDecision
 
 log = logging.getLogger("watcher.breaker")
 

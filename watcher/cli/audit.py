@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from watcher.audit import AUDIT_FILENAME, anchor_of, tail, verify
+from watcher.audit.log import AUDIT_FILENAME, anchor_of, tail, verify
 from watcher.cli.common import report_config_error, settings_from
 from watcher.config import ConfigError
 from watcher.statedir import SNAPSHOT_FILENAME

@@ -39,8 +39,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from watcher.parse import parse_any
-from watcher.records import (
+from watcher.classify.taxonomy import TAXONOMY, TAXONOMY_VERSION, FailureClass, classify
+from watcher.parse.lines import parse_any
+from watcher.parse.records import (
     ChainStopped,
     Decision,
     FallbackDecision,
@@ -49,7 +50,6 @@ from watcher.records import (
     RunOutcome,
     Unparsed,
 )
-from watcher.taxonomy import TAXONOMY, TAXONOMY_VERSION, FailureClass, classify
 
 NO_FAILURE = "none"
 _READ_CHUNK = 1 << 20

@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from watcher.chains import GatewayConfig, GatewayConfigError, load_gateway_config
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError
+from watcher.gateway.chains import GatewayConfig, GatewayConfigError, load_gateway_config
 from watcher.gateway.plugin import check_plugin
 
 BUILTIN_PROVIDERS = frozenset({"ollama", "openai", "anthropic", "openrouter", "google"})

@@ -24,7 +24,7 @@ from typing import Any
 import json5
 
 from watcher.core.evidence import ProbeResult
-from watcher.providers import (
+from watcher.probe.providers import (
     ProviderConfig,
     ProviderConfigError,
     ProviderDirectory,

@@ -8,10 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from watcher.chains import GatewayConfigError, load_gateway_config
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError, WatcherSettings
-from watcher.providers import CredentialError
+from watcher.gateway.chains import GatewayConfigError, load_gateway_config
+from watcher.probe.providers import CredentialError
 from watcher.support.logsetup import setup_logging
 
 

@@ -3,7 +3,7 @@
 A finished probe is a ``watcher.core.evidence.ProbeResult`` (shared with the probe
 client), passed to ``decide`` as is.
 
-Evidence arrives already classified (the shell runs ``watcher.taxonomy.classify``),
+Evidence arrives already classified (the shell runs ``watcher.classify.taxonomy.classify``),
 so the core needs no parser and tests build events from plain records.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from watcher.classify.table import FailureClass
 from watcher.core.evidence import ProbeResult
+from watcher.parse.records import ChainStopped, FallbackDecision, LaneHint, PluginState, RunOutcome
 from watcher.pins.schema import PinFile
-from watcher.records import ChainStopped, FallbackDecision, LaneHint, PluginState, RunOutcome
-from watcher.taxonomy_table import FailureClass
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from watcher.taxonomy_table import FailureClass
+from watcher.classify.table import FailureClass
 
 
 @dataclass(frozen=True, slots=True)

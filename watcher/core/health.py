@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from watcher.classify.table import TAXONOMY, FailureClass
 from watcher.core.cooldown import next_cooldown
 from watcher.core.events import (
     ChainStoppedEvidence,
@@ -21,9 +22,8 @@ from watcher.core.state import (
 )
 from watcher.core.step import Cause, Decided, Step, event_time
 from watcher.core.transitions import Alert, TransitionType
+from watcher.parse.records import Decision
 from watcher.pins.schema import iso
-from watcher.records import Decision
-from watcher.taxonomy_table import TAXONOMY, FailureClass
 
 T = TransitionType
 

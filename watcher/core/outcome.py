@@ -18,12 +18,12 @@ is that agent's credential, not the model's health: nothing moves.
 
 from __future__ import annotations
 
+from watcher.classify.table import TAXONOMY, FailureClass
 from watcher.core.effects import Effect, WritePins
 from watcher.core.events import OutcomeEvidence, PluginStateEvidence, TrafficEvidence
 from watcher.core.state import PluginView, evolve
 from watcher.core.step import Decided, Step, event_time
-from watcher.records import Attempt, Decision, FallbackDecision, ModelRef, RunOutcome
-from watcher.taxonomy_table import TAXONOMY, FailureClass
+from watcher.parse.records import Attempt, Decision, FallbackDecision, ModelRef, RunOutcome
 
 
 def on_plugin_state(step: Step, ev: PluginStateEvidence) -> Decided:

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar, cast
 
+from watcher.classify.table import FailureClass
 from watcher.pins.schema import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
 from watcher.pins.schema import Hold as PinHold
-from watcher.taxonomy_table import FailureClass
 
 STATE_SCHEMA = 1
 

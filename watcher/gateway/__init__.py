@@ -1,1 +1,2 @@
-"""The gateway side of the loop: what ``openclaw.json`` says about the fallback-pin plugin."""
+"""The gateway side: reading ``openclaw.json`` (``chains``: each agent's fallback chain
+and the providers) and what it says about the fallback-pin plugin (``plugin``)."""

@@ -6,7 +6,7 @@
 
 ``ProbeClient.probe`` never raises (except on cancellation): every outcome is a
 ``ProbeResult``. A 200 is judged by ``watcher.probe.answer``; anything else is
-classified by the same taxonomy as journal lines (``watcher.taxonomy.classify_outcome``),
+classified by the same taxonomy as journal lines (``watcher.classify.taxonomy.classify_outcome``),
 with ``Retry-After`` (seconds or HTTP date) read from the headers. Transport failures
 map directly: refused/reset/DNS -> ``CONNECTION``, any timeout -> ``TIMEOUT``.
 
@@ -28,11 +28,11 @@ from typing import Any
 
 import httpx
 
+from watcher.classify.table import FailureClass
+from watcher.classify.taxonomy import classify_outcome
 from watcher.core.evidence import ProbeResult
 from watcher.probe.answer import Verdict, judge_ollama, judge_openai
-from watcher.providers import CredentialError, Provider
-from watcher.taxonomy import classify_outcome
-from watcher.taxonomy_table import FailureClass
+from watcher.probe.providers import CredentialError, Provider
 
 log = logging.getLogger(__name__)
 

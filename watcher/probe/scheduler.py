@@ -36,7 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher.core.evidence import ProbeResult
 from watcher.probe.budget import BudgetStatus, ProbeBudget, Spend
-from watcher.providers import Provider, ProviderDirectory
+from watcher.probe.providers import Provider, ProviderDirectory
 
 log = logging.getLogger(__name__)
 

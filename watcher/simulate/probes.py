@@ -21,7 +21,7 @@ import httpx
 
 from watcher.core.evidence import ProbeResult
 from watcher.probe.client import ProbeClient, ProbeTimeouts
-from watcher.providers import Provider
+from watcher.probe.providers import Provider
 from watcher.simulate.scenario import Answer
 
 PROBE_LATENCY_S = 0.3  # a probe's round trip, in scenario time

@@ -32,17 +32,17 @@ from typing import Any
 
 from watcher.alerts.cards import render
 from watcher.alerts.dedup import Deduplicator, DedupPolicy, SuppressionReason
+from watcher.classify.evidence import to_event
 from watcher.core.decide import decide, initial_state
 from watcher.core.effects import AppendAudit, EnqueueAlert, RequestProbes, WritePins
 from watcher.core.events import Tick
 from watcher.core.policy import Policy
 from watcher.core.state import State, to_pinfile
 from watcher.core.transitions import Alert
-from watcher.evidence import to_event
-from watcher.parse import parse_line
+from watcher.parse.lines import parse_line
+from watcher.parse.records import Unparsed
 from watcher.pins import schema as pinfile
 from watcher.pins.store import PIN_FILENAME, PinStore
-from watcher.records import Unparsed
 from watcher.simulate.gateway import GatewayModel
 from watcher.simulate.probes import SimulatedProbes
 from watcher.simulate.scenario import Scenario

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from watcher.chains import GatewayConfigError, load_gateway_config
+from watcher.gateway.chains import GatewayConfigError, load_gateway_config
 
 AnswerKind = Literal["ok", "429", "5xx", "503", "timeout", "401", "wrong_model", "slot_full"]
 ANSWER_KINDS: tuple[str, ...] = (

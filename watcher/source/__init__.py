@@ -7,7 +7,7 @@ position, unit, identifier) and hands them out in ``Batch``es through one async 
     source.open()                      # SourceError names the fix (group, missing dir)
     async for batch in source.batches():
         for entry in batch.entries:
-            record = source.parse(entry)   # injected parser; watcher.parse by default
+            record = source.parse(entry)   # injected parser; watcher.parse.lines by default
             ...                            # apply; no alerts when batch.catch_up
         await source.commit(batch)         # atomically persist the position AFTER applying
     source.close()

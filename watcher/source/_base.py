@@ -132,7 +132,7 @@ class Source:
             self.store.save(batch.position, batch.realtime)
 
     def parse(self, entry: SourceEntry) -> Any:
-        """Run the injected parser (``watcher.parse`` by default) on one entry."""
+        """Run the injected parser (``watcher.parse.lines`` by default) on one entry."""
         fn = self._parse
         if fn is None:
             fn = self._parse = self._default_parser()
@@ -164,7 +164,7 @@ class Source:
 
     def _default_parser(self) -> ParseFn:
         # Imported lazily: the sources work, and are tested, without the parser.
-        parse_module = importlib.import_module("watcher.parse")
+        parse_module = importlib.import_module("watcher.parse.lines")
         name = "parse_jsonl" if self.kind == "jsonl" else "parse_line"
         fn: ParseFn = getattr(parse_module, name)
         return fn

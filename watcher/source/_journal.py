@@ -50,7 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from watcher.parse import MAX_LINE_CHARS
+from watcher.parse.lines import MAX_LINE_CHARS
 from watcher.source._base import BatchAssembler, Source
 from watcher.source._position import SavedPosition
 from watcher.source._types import (
@@ -72,7 +72,7 @@ except ImportError:  # pragma: no cover - depends on the build
 
 log = logging.getLogger("watcher.source.journal")
 
-# The parser never reads past this many bytes of a message (``watcher.parse``: at most
+# The parser never reads past this many bytes of a message (``watcher.parse.lines``: at most
 # ``MAX_LINE_CHARS`` characters, and a UTF-8 character is at most 4 bytes), so both scan
 # loops cut longer messages here, before decoding: a burst of 1 MiB messages must not
 # make a batch of ``max_batch`` entries hold a gigabyte.

@@ -2,7 +2,7 @@
 
 Sources are the imperative edge of the pipeline: they read bytes and hand out raw
 ``SourceEntry`` objects in bounded ``Batch``es. They never parse; the parse function
-is injected (``watcher.parse`` by default, imported lazily) so the delivery machinery
+is injected (``watcher.parse.lines`` by default, imported lazily) so the delivery machinery
 (order, exactly-once, rotation, restart) can be tested on raw messages alone.
 """
 
@@ -26,7 +26,7 @@ DEFAULT_MAX_SCAN = 16_384
 """At most this many entries read per batch, counting the ones the prefilter drops."""
 
 RELEVANT_MARKERS: tuple[bytes, ...] = (b"fallback", b"lane task error")
-"""Byte strings without which no line can parse to a record (see ``watcher.parse``).
+"""Byte strings without which no line can parse to a record (see ``watcher.parse.lines``).
 
 The prefilter must accept a superset of what the parser reads, since a line dropped
 here never reaches it; these are the parser's own fast-path marks (``fallback``
@@ -59,7 +59,7 @@ Clock = Callable[[], float]
 """Returns epoch seconds; ``time.time`` unless a test injects its own."""
 
 ParseFn = Callable[..., Any]
-"""``watcher.parse.parse_line(line, *, ts=None)`` or ``parse_jsonl(line)``."""
+"""``watcher.parse.lines.parse_line(line, *, ts=None)`` or ``parse_jsonl(line)``."""
 
 
 class SourceError(Exception):

@@ -13,7 +13,7 @@ Two nets, both applied by ``redact``:
   around them ("invalid api key"), so classification and the operator's reading are
   unchanged.
 
-``watcher.evidence`` redacts journal details before they enter the core (so state,
+``watcher.classify.evidence`` redacts journal details before they enter the core (so state,
 audit, pin file, cards and the outbox never hold them); ``watcher.support.logsetup`` redacts
 every formatted log line, tracebacks included.
 """
@@ -150,7 +150,7 @@ def register_provider_secrets(
     inline ``apiKey``), so a key echoed in a gateway detail or an error message is
     redacted even before the first probe reads it. Returns how many were registered;
     unresolvable ones are skipped (the probe reports them, without the value)."""
-    from watcher.providers import CredentialError
+    from watcher.probe.providers import CredentialError
 
     count = 0
     for provider in directory:

@@ -2,7 +2,7 @@
 
 This module is the *table*: class -> (transient, provider-health evidence, starts a
 throttle cooldown). The signatures that map a line to a class live in
-``watcher.taxonomy``. Bump ``TAXONOMY_VERSION`` whenever either changes meaning.
+``watcher.classify.taxonomy``. Bump ``TAXONOMY_VERSION`` whenever either changes meaning.
 """
 
 from __future__ import annotations

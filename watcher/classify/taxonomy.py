@@ -1,6 +1,6 @@
 """Classify a fallback decision, a chain stop or an HTTP outcome into a ``FailureClass``.
 
-The classes and what they mean for policy are the table in ``watcher.taxonomy_table``
+The classes and what they mean for policy are the table in ``watcher.classify.table``
 (re-exported here). This module holds the *signatures*: an ordered list of data rows,
 each naming one piece of evidence and the class it implies. Tests enumerate them, and
 every one must have a positive sample in ``tests/vectors/`` (fail2ban ``failJSON``).
@@ -35,8 +35,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from watcher.records import ChainStopped, Decision, FallbackDecision
-from watcher.taxonomy_table import TAXONOMY, TAXONOMY_VERSION, ClassInfo, FailureClass
+from watcher.classify.table import TAXONOMY, TAXONOMY_VERSION, ClassInfo, FailureClass
+from watcher.parse.records import ChainStopped, Decision, FallbackDecision
 
 __all__ = [
     "CHAIN_STOPPED",

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from watcher.records import (
+from watcher.parse.records import (
     Attempt,
     ChainStopped,
     Decision,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from watcher.classify.taxonomy import classify, classify_outcome
 from watcher.core.events import (
     ChainStoppedEvidence,
     LaneHintEvidence,
@@ -15,7 +16,7 @@ from watcher.core.events import (
     PluginStateEvidence,
     TrafficEvidence,
 )
-from watcher.records import (
+from watcher.parse.records import (
     ChainStopped,
     FallbackDecision,
     LaneHint,
@@ -24,7 +25,6 @@ from watcher.records import (
     RunOutcome,
 )
 from watcher.support.redaction import redact
-from watcher.taxonomy import classify, classify_outcome
 
 Evidence = (
     TrafficEvidence
