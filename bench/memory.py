@@ -48,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from watcher.testing.daemon_rig import DaemonRig
+from tests.rigs.daemon_rig import DaemonRig
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.fake_models import FakeModelServer
 from watcher.testing.journal import JournalEntry, write_journal

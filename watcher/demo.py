@@ -59,7 +59,27 @@ def comparison() -> str:
     return format_comparison(compare())
 
 
-def _openclaw(fake: FakeModelServer) -> dict[str, Any]:
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "gateway-plugin"  # in a checkout
+
+
+def openclaw_config(fake: FakeModelServer, pin_file: Path | None = None) -> dict[str, Any]:
+    """The demo gateway's ``openclaw.json``. With ``pin_file`` (and a checkout that has
+    ``gateway-plugin/``) it also loads the fallback-pin plugin the way the README's
+    install commands do, so ``status`` shows a configuration that lets the pin steer."""
+    config = _openclaw_core(fake)
+    if pin_file is not None and (PLUGIN_DIR / "openclaw.plugin.json").is_file():
+        config["plugins"] = {
+            "load": {"paths": [str(PLUGIN_DIR)]},
+            "entries": {"fallback-pin": {
+                "enabled": True,
+                "hooks": {"allowConversationAccess": True},
+                "config": {"pinFile": str(pin_file)},
+            }},
+        }
+    return config
+
+
+def _openclaw_core(fake: FakeModelServer) -> dict[str, Any]:
     return {
         "agents": {
             "defaults": {"model": {"primary": PRIMARY, "fallbacks": CHAINS["nexus"][1:]}},
@@ -80,7 +100,7 @@ def _openclaw(fake: FakeModelServer) -> dict[str, Any]:
     }
 
 
-def _config(root: Path, journal_spec: str, bot: FakeBotApi) -> str:
+def watcher_config(root: Path, journal_spec: str, bot: FakeBotApi) -> str:
     return f"""\
 # failover-watcher demo config: short timers so a whole incident fits in 20 seconds.
 state_dir = "{root / "state"}"
@@ -200,7 +220,8 @@ async def _live(root: Path, seconds: float) -> int:
     _say(f"Part 2: the real daemon for {seconds:.0f} s on loopback fakes, in {root}")
     fake = await FakeModelServer().start()
     bot = FakeBotApi(DEMO_TOKEN).start()
-    (root / "openclaw.json").write_text(json.dumps(_openclaw(fake), indent=2))
+    pins = root / "state" / "fallback-state.json"
+    (root / "openclaw.json").write_text(json.dumps(openclaw_config(fake, pins), indent=2))
     journal: LiveJournal | None = None
     if journal_remote_binary() is not None:
         journal = LiveJournal(root / "journal")
@@ -226,7 +247,7 @@ async def _live(root: Path, seconds: float) -> int:
     )
     config = root / "watcher.toml"
     config.write_text(
-        _config(root, journal_spec, bot)
+        watcher_config(root, journal_spec, bot)
         + f"\n[control]\nenabled = true\nallowed_user_ids = [{OPERATOR_ID}]\n"
     )
     env = {**os.environ, "DEMO_BOT_TOKEN": DEMO_TOKEN, "DEMO_DEEPSEEK_KEY": "demo-key-123456"}

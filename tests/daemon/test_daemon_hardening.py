@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.rigs.daemon_rig import DaemonRig, wait_until
+from tests.rigs.file_world import write_file_world
 from watcher.cli import main
 from watcher.config import load_settings
 from watcher.daemon import Watcher
 from watcher.demo import PRIMARY
-from watcher.testing.daemon_rig import DaemonRig, wait_until
-from watcher.testing.file_world import write_file_world
 
 CHAINS = {
     "nexus": ["ollama/glm-5.1:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"],

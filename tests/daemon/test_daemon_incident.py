@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.rigs.daemon_rig import DaemonRig as Rig
+from tests.rigs.daemon_rig import wait_until
 from watcher.audit import log as audit
 from watcher.demo import CHAINS, DEMO_TOKEN, PRIMARY
-from watcher.testing.daemon_rig import DaemonRig as Rig
-from watcher.testing.daemon_rig import wait_until
 from watcher.testing.fake_models import Reply
 from watcher.testing.journal import journal_remote_binary
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.testing.daemon_rig import wait_until
+from tests.rigs.daemon_rig import wait_until
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.journal import write_journal
 

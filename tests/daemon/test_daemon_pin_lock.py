@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.demo import PRIMARY
-from watcher.testing.daemon_rig import DaemonRig, wait_until
 
 FAIL = (
     "[model-fallback/decision] model fallback decision: decision=candidate_failed "

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.audit import log as audit
-from watcher.demo import _config
-from watcher.testing.daemon_rig import DaemonRig, wait_until
+from watcher.demo import watcher_config as _config
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.journal import journal_remote_binary
 

@@ -53,10 +53,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from watcher.demo import PAID, PRIMARY, _config, _openclaw
+from tests.rigs.daemon_rig import DaemonRig, wait_until
+from watcher.demo import PAID, PRIMARY
+from watcher.demo import openclaw_config as _openclaw
+from watcher.demo import watcher_config as _config
 from watcher.pins.check import PinFileInvalid, chains_validator, check_text
 from watcher.pins.store import PIN_FILENAME
-from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.fake_models import FakeModelServer
 

@@ -62,13 +62,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.alerts.telegram import REPEAT_NOTE
 from watcher.audit import log as audit
 from watcher.core.state import from_json
 from watcher.core.transitions import Alert
 from watcher.demo import CHAINS, PAID, PRIMARY
 from watcher.pins import schema as pinfile
-from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.journal import JournalEntry
 

@@ -57,13 +57,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.reliability.hostile import HostileLine, hostile_lines
+from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.audit.log import AUDIT_FILENAME, verify
-from watcher.demo import _config
+from watcher.demo import watcher_config as _config
 from watcher.parse.lines import parse_line
 from watcher.parse.records import FallbackDecision, Unparsed
 from watcher.pins.schema import loads
 from watcher.source._types import decode, is_relevant
-from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.fake_botapi import MAX_TEXT, FakeBotApi, parse_telegram_html
 from watcher.testing.journal import JournalEntry, write_journal
 

@@ -33,8 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watcher.demo import PAID, PRIMARY, _config
-from watcher.testing.daemon_rig import DaemonRig, wait_until
+from tests.rigs.daemon_rig import DaemonRig, wait_until
+from watcher.demo import PAID, PRIMARY
+from watcher.demo import watcher_config as _config
 from watcher.testing.fake_botapi import FakeBotApi, Scripted
 from watcher.testing.fake_models import Reply
 

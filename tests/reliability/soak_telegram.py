@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.alerts.telegram import REPEAT_NOTE
 from watcher.demo import DEMO_TOKEN
-from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.fake_botapi import FakeBotApi, Scripted, SentMessage
 
 AGENTS = tuple(f"agent-{i}" for i in range(6))

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import time_machine
 
+from tests.rigs.file_world import write_file_world
 from watcher.classify.evidence import to_event
 from watcher.config import load_settings
 from watcher.core.events import Tick
@@ -25,7 +26,6 @@ from watcher.daemon import SNAPSHOT_FILENAME, Watcher
 from watcher.parse.lines import parse_line
 from watcher.pins.schema import from_iso
 from watcher.support.clock import SteadyClock, quiet, saved_anchor, steady_seconds
-from watcher.testing.file_world import write_file_world
 
 PRIMARY = "ollama/glm-5.1:cloud"
 FALLBACK = "deepseek/deepseek-v4-flash"

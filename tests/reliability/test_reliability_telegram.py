@@ -21,8 +21,8 @@ from tests.reliability.soak_telegram import (
     run_outage,
     success_line,
 )
+from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.alerts.telegram import REPEAT_NOTE
-from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.fake_botapi import Scripted
 from watcher.testing.journal import journal_remote_binary
 

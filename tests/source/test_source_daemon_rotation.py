@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.demo import PRIMARY
-from watcher.testing.daemon_rig import DaemonRig, wait_until
 from watcher.testing.journal import journal_remote_binary
 
 from .rotation import archived_files, rotate, vacuum

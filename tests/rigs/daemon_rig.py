@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from watcher.demo import DEMO_TOKEN, PRIMARY, _config, _openclaw
+from watcher.demo import DEMO_TOKEN, PRIMARY, openclaw_config, watcher_config
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.fake_models import FakeModelServer, Reply
 from watcher.testing.journal import JournalEntry, LiveJournal
@@ -49,11 +49,11 @@ class DaemonRig:
         self,
         root: Path,
         *,
-        config_text: Callable[[Path, str, FakeBotApi], str] = _config,
+        config_text: Callable[[Path, str, FakeBotApi], str] = watcher_config,
         token: str = DEMO_TOKEN,
         api_key: str = DEMO_KEY,
         history: Iterable[JournalEntry] = (),
-        openclaw: Callable[[FakeModelServer], dict[str, Any]] = _openclaw,
+        openclaw: Callable[[FakeModelServer], dict[str, Any]] = openclaw_config,
     ) -> None:
         """``history``: entries written before the first live one, with their own (old)
         realtimes; the journal's clock only goes forward, so they must come first."""
