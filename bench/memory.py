@@ -207,7 +207,7 @@ def profile_in_process(journal_dir: Path, entries: int, work: Path, top: int) ->
     import tracemalloc
 
     from watcher.config import load_settings
-    from watcher.daemon import Watcher
+    from watcher.shell.watcher import Watcher
     from watcher.source import JournalSource
 
     fake = FakeModelServer().start_in_thread()

@@ -151,7 +151,7 @@ required = false
 async def watcher_pass(directory: Path, root: Path) -> tuple[float, dict[str, int]]:
     """The daemon's tail loop (``Watcher._tail``) over the whole journal, timed."""
     from watcher.config import load_settings
-    from watcher.daemon import Watcher
+    from watcher.shell.watcher import Watcher
 
     watcher = Watcher(load_settings(daemon_world(directory, root)))
     writes = {"snapshot": 0, "pins": 0}

@@ -21,7 +21,7 @@ import pytest
 from watcher.alerts.intake import DEDUP_META
 from watcher.alerts.outbox import Outbox
 from watcher.core.transitions import Alert, TransitionType
-from watcher.daemon import ALERT_SEQ_META
+from watcher.shell.watcher import ALERT_SEQ_META
 from watcher.support.metrics import Metrics
 
 from .conftest import T0, alert, intake_for

@@ -14,7 +14,7 @@ import pytest
 from tests.rigs.file_world import write_file_world
 from watcher.cli import main
 from watcher.config import load_settings
-from watcher.daemon import Watcher
+from watcher.shell.watcher import Watcher
 
 CHAINS = {
     "nexus": ["ollama/glm-5.1:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"],

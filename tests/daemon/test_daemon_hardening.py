@@ -22,8 +22,8 @@ from tests.rigs.daemon_rig import DaemonRig, wait_until
 from tests.rigs.file_world import write_file_world
 from watcher.cli import main
 from watcher.config import load_settings
-from watcher.daemon import Watcher
 from watcher.demo import PRIMARY
+from watcher.shell.watcher import Watcher
 
 CHAINS = {
     "nexus": ["ollama/glm-5.1:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"],
@@ -59,8 +59,9 @@ def as_user(user: str, fn: Callable[[], int]) -> tuple[int, str]:
     pw = pwd.getpwnam(user)
     # Import now what the child would import lazily: the interpreter's own files sit
     # under /root, which the child may no longer read.
-    for module in ("encodings.ascii", "encodings.latin_1", "watcher.daemon", "watcher.cli.run",
-                   "watcher.cli.pin", "watcher.source", "watcher.support.logsetup", "getpass"):
+    for module in ("encodings.ascii", "encodings.latin_1", "watcher.shell.watcher",
+                   "watcher.cli.run", "watcher.cli.pin", "watcher.source",
+                   "watcher.support.logsetup", "getpass"):
         importlib.import_module(module)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -368,7 +369,7 @@ def test_a_hold_ending_says_so_and_a_success_inside_a_cooldown_is_logged(
     ok = parse_line(line("candidate_succeeded", "reason=unknown next=none"))
     watcher.apply([to_event(fail)], now=now + 62)
     caplog.clear()
-    with caplog.at_level("INFO", logger="watcher.daemon"):
+    with caplog.at_level("INFO", logger="watcher.shell.watcher"):
         watcher.apply([to_event(ok)], now=now + 63)
     said = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
     assert any("served real traffic" in m and "inside its cooldown" in m for m in said), said
@@ -456,7 +457,7 @@ def test_a_tampered_audit_log_gets_its_own_card_and_a_warning(
     lines = log.read_text().splitlines(keepends=True)
     log.write_text("".join(lines[:-1]))
     (world / "state" / "audit.jsonl.head").unlink()
-    with caplog.at_level("WARNING", logger="watcher.daemon"):
+    with caplog.at_level("WARNING", logger="watcher.shell.watcher"):
         again = Watcher(load_settings(world / "watcher.toml"))
     assert any("did not verify and was set aside" in r.getMessage() for r in caplog.records)
     cards = again.intake.outbox.cards()

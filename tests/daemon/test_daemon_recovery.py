@@ -9,7 +9,7 @@ from tests.rigs.file_world import write_file_world
 from watcher.audit import log as audit
 from watcher.config import load_settings
 from watcher.core.events import Hold, Release
-from watcher.daemon import Watcher
+from watcher.shell.watcher import Watcher
 
 CHAINS = {"nexus": ["ollama/glm-5.1:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"]}
 

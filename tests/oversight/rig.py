@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 from watcher.audit import log as audit
 from watcher.classify.evidence import to_event
 from watcher.config import load_settings
-from watcher.daemon import AUDIT_FILENAME, Watcher
 from watcher.demo import DEMO_TOKEN, PRIMARY
 from watcher.demo import openclaw_config as _openclaw
 from watcher.oversight.poller import TelegramControl
 from watcher.parse.lines import parse_line
+from watcher.shell.watcher import AUDIT_FILENAME, Watcher
 from watcher.testing.fake_botapi import FakeBotApi, SentMessage
 from watcher.testing.fake_models import FakeModelServer
 

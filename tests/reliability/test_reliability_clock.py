@@ -3,7 +3,7 @@ cooldown and fails nothing back early.
 
 An in-process ``Watcher`` on a file source runs on a ``SteadyClock`` whose wall and
 steady readings the test controls (``wall`` is what ``date -s`` moves, ``steady`` only
-moves with real elapsed time), wired exactly as ``watcher.daemon.run`` wires it.
+moves with real elapsed time), wired exactly as ``watcher.shell.watcher.run`` wires it.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from watcher.classify.evidence import to_event
 from watcher.config import load_settings
 from watcher.core.events import Tick
 from watcher.core.evidence import ProbeResult
-from watcher.daemon import SNAPSHOT_FILENAME, Watcher
 from watcher.parse.lines import parse_line
 from watcher.pins.schema import from_iso
+from watcher.shell.watcher import SNAPSHOT_FILENAME, Watcher
 from watcher.support.clock import SteadyClock, quiet, saved_anchor, steady_seconds
 
 PRIMARY = "ollama/glm-5.1:cloud"

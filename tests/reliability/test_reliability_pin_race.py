@@ -21,11 +21,11 @@ import pytest
 from tests.rigs.file_world import write_file_world
 from watcher.config import load_settings
 from watcher.core.events import Event, Hold, Tick
-from watcher.daemon import Watcher
 from watcher.pins import schema as pinfile
 from watcher.pins.schema import AgentPin, PinFile
 from watcher.pins.schema import Hold as PinHold
 from watcher.pins.store import PIN_FILENAME, AdoptedEdit, PinStore, RejectedEdit
+from watcher.shell.watcher import Watcher
 
 pytestmark = pytest.mark.skipif(
     shutil.which("jq") is None or shutil.which("flock") is None, reason="needs jq and flock"

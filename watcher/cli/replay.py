@@ -66,7 +66,7 @@ def _unfit_state_dir(path: Path, live: Path) -> str | None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from watcher.daemon import Watcher
+    from watcher.shell.watcher import Watcher
     from watcher.source import SourceError, open_source
 
     try:

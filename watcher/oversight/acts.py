@@ -30,7 +30,7 @@ StateCommand = HoldCommand | ReleaseCommand | FailbackCommand | MuteCommand
 
 
 class Steerable(Protocol):
-    """What the commands need from the daemon (``watcher.daemon.Watcher``)."""
+    """What the commands need from the daemon (``watcher.shell.watcher.Watcher``)."""
 
     state: State
     state_dir: Path

@@ -79,12 +79,12 @@ from watcher.pins.store import (
 from watcher.probe.client import ProbeClient, ProbeTimeouts
 from watcher.probe.providers import ProviderDirectory
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
+from watcher.shell.statedir import SNAPSHOT_FILENAME
 from watcher.source import Batch, PositionStore, SavedPosition, SourceError, open_source
-from watcher.statedir import SNAPSHOT_FILENAME
 from watcher.support.atomic import atomic_write_text
 from watcher.support.metrics import Metrics
 
-log = logging.getLogger("watcher.daemon")
+log = logging.getLogger("watcher.shell.watcher")
 T = TypeVar("T")
 
 AUDIT_FILENAME = "audit.jsonl"
