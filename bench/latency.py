@@ -8,7 +8,7 @@ What is measured, exactly
       ``--rate`` lines/s, and notes ``t_append = time.monotonic()`` just before each
       write. It also runs the fake Bot API (``watcher.testing.fake_botapi``).
     - a child process (this file with ``--child``) runs the real daemon through its
-      real entry point ``watcher.shell.watcher.run(settings)`` (the real ``Watcher`` and its
+      real entry point ``watcher.shell.main.run(settings)`` (the real ``Watcher`` and its
       ``run()`` loop (live ``JournalSource``
       woken by the journal's inotify fd, parse, classify, ``decide``, snapshot, audit,
       alert outbox, Telegram sender task, pin store), built from a real TOML config.
@@ -184,12 +184,12 @@ def line(n: int, agents: int, cycle: int = 4) -> tuple[str, bool]:
 
 
 def child_main(config: Path, out: Path, profile: Path | None) -> int:
-    """The daemon exactly as ``failover-watcher run`` starts it (``watcher.shell.watcher.run``),
+    """The daemon exactly as ``failover-watcher run`` starts it (``watcher.shell.main.run``),
     with ``Watcher`` replaced by a subclass that only adds stamps and timing counters."""
     import cProfile
 
     from watcher.config import load_settings
-    from watcher.shell import watcher as daemon
+    from watcher.shell import main as daemon
     from watcher.support.logsetup import setup_logging
 
     timers: dict[str, list[float]] = {}

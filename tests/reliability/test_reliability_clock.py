@@ -3,7 +3,7 @@ cooldown and fails nothing back early.
 
 An in-process ``Watcher`` on a file source runs on a ``SteadyClock`` whose wall and
 steady readings the test controls (``wall`` is what ``date -s`` moves, ``steady`` only
-moves with real elapsed time), wired exactly as ``watcher.shell.watcher.run`` wires it.
+moves with real elapsed time), wired exactly as ``watcher.shell.main.run`` wires it.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return report_config_error(exc, prog="run")
     setup_logging(settings.log_level)
-    from watcher.shell.watcher import run
+    from watcher.shell.main import run
 
     return run(settings)
 
