@@ -17,7 +17,7 @@ from watcher.alerts.intake import DEDUP_META
 from watcher.alerts.outbox import DEFAULT_FILENAME, UNSENT
 from watcher.core.state import State, from_json
 from watcher.pins.schema import iso
-from watcher.shell.statedir import SNAPSHOT_FILENAME
+from watcher.support.statedir import SNAPSHOT_FILENAME
 
 STATUS_SCHEMA = 1
 

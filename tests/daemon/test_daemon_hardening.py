@@ -376,12 +376,13 @@ def test_a_hold_ending_says_so_and_a_success_inside_a_cooldown_is_logged(
     watcher.intake.outbox.close()
 
 
-def test_every_counter_rules_use_is_exported_at_zero_before_its_first_increment() -> None:
-    from prometheus_client import generate_latest
-
-    from watcher.support.metrics import Metrics
-
-    text = generate_latest(Metrics().registry).decode()
+def test_every_counter_rules_use_is_exported_at_zero_before_its_first_increment(
+    tmp_path: Path,
+) -> None:
+    write_file_world(tmp_path, CHAINS)
+    watcher = Watcher(load_settings(tmp_path / "watcher.toml"))
+    text = watcher.metrics.exposition().decode()
+    watcher.intake.outbox.close()
     for series in (
         'failover_watcher_alerts_failed_total{event="FALLBACK_FIRED"} 0.0',
         'failover_watcher_alerts_dead_lettered_total{event="HARD_FAILURE"} 0.0',

@@ -24,8 +24,8 @@ from watcher.core.events import Tick
 from watcher.core.evidence import ProbeResult
 from watcher.parse.lines import parse_line
 from watcher.pins.schema import from_iso
+from watcher.shell.clock import SteadyClock, quiet, saved_anchor, steady_seconds
 from watcher.shell.watcher import SNAPSHOT_FILENAME, Watcher
-from watcher.support.clock import SteadyClock, quiet, saved_anchor, steady_seconds
 
 PRIMARY = "ollama/glm-5.1:cloud"
 FALLBACK = "deepseek/deepseek-v4-flash"

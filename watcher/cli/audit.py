@@ -16,7 +16,7 @@ from typing import Any
 from watcher.audit.log import AUDIT_FILENAME, anchor_of, tail, verify
 from watcher.cli.common import report_config_error, settings_from
 from watcher.config import ConfigError
-from watcher.shell.statedir import SNAPSHOT_FILENAME
+from watcher.support.statedir import SNAPSHOT_FILENAME
 
 DEFAULT_STATE_DIR = "/var/lib/failover-watcher"
 

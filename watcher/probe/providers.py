@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from watcher.support.redaction import register_secret
+
 ApiKind = Literal["ollama", "openai-completions", "openai-responses"]
 API_KINDS: tuple[str, ...] = ("ollama", "openai-completions", "openai-responses")
 
@@ -302,3 +304,23 @@ class ProviderDirectory:
 
     def __repr__(self) -> str:
         return f"ProviderDirectory({sorted(self._by_id)})"
+
+
+def register_provider_secrets(
+    directory: Iterable[Any], environ: Mapping[str, str] | None = None
+) -> int:
+    """Register every provider key the watcher can resolve now (``env:``, ``cred:``,
+    inline ``apiKey``), so a key echoed in a gateway detail or an error message is
+    redacted even before the first probe reads it. Returns how many were registered;
+    unresolvable ones are skipped (the probe reports them, without the value)."""
+    count = 0
+    for provider in directory:
+        credential = getattr(provider, "credential", None)
+        if credential is None:
+            continue
+        try:
+            register_secret(credential.resolve(environ).get_secret_value())
+        except CredentialError:
+            continue
+        count += 1
+    return count

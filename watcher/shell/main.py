@@ -16,8 +16,8 @@ from watcher.config import WatcherSettings
 from watcher.gateway.chains import GatewayConfigError
 from watcher.probe.providers import ProviderDirectory
 from watcher.shell.snapshot import SnapshotError
-from watcher.shell.statedir import SNAPSHOT_FILENAME
 from watcher.shell.watcher import Watcher
+from watcher.support.statedir import SNAPSHOT_FILENAME
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 def run(settings: WatcherSettings) -> int:
     """Entry point for ``failover-watcher run``. ``now`` is a ``SteadyClock`` so a
-    wall-clock step cannot end cooldowns early (``watcher.support.clock``)."""
-    from watcher.support.clock import SteadyClock, read_boot_id, saved_anchor
+    wall-clock step cannot end cooldowns early (``watcher.shell.clock``)."""
+    from watcher.shell.clock import SteadyClock, read_boot_id, saved_anchor
 
     # What the unit's UMask=0027 does, for a daemon started by hand too: SQLite's
     # -wal/-shm files, metrics.port and every other file keep out of "other".
@@ -63,7 +63,7 @@ def run(settings: WatcherSettings) -> int:
 
 def _register_provider_secrets(settings: WatcherSettings, gateway_providers: Any) -> None:
     """Known API keys are redacted from logs from the start (``watcher.support.redaction``)."""
-    from watcher.support.redaction import register_provider_secrets
+    from watcher.probe.providers import register_provider_secrets
 
     try:
         directory = ProviderDirectory.build(settings.providers, gateway_providers)

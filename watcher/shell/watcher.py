@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from filelock import Timeout as FileLockTimeout
 
+from watcher.alerts.dedup import SuppressionReason
 from watcher.alerts.intake import AlertIntake
 from watcher.alerts.outbox import DEFAULT_FILENAME, Outbox
 from watcher.alerts.service import AlertService
@@ -67,9 +68,9 @@ from watcher.pins.store import (
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.shell.loop import DaemonLoop
 from watcher.shell.snapshot import Pending, Snapshot
-from watcher.shell.statedir import SNAPSHOT_FILENAME
 from watcher.source import Batch
 from watcher.support.metrics import Metrics
+from watcher.support.statedir import SNAPSHOT_FILENAME
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,6 +105,8 @@ class Watcher(DaemonLoop):
         self.state_dir = Path(settings.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.metrics = Metrics()
+        self.metrics.initialise((t.value for t in TransitionType),
+                                (r.value for r in SuppressionReason))
         self._stop = asyncio.Event()
         self._reload = False
         self._alert_seq = 0
@@ -253,7 +256,7 @@ class Watcher(DaemonLoop):
 
     def _clock_anchor(self) -> dict[str, Any]:
         """A ``SteadyClock``'s anchor, saved so a restart in the same boot resumes its
-        timeline (``watcher.support.clock``); nothing for a plain callable clock."""
+        timeline (``watcher.shell.clock``); nothing for a plain callable clock."""
         anchor = getattr(self.clock, "anchor", None)
         return {"clock": anchor()} if callable(anchor) else {}
 

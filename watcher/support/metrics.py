@@ -11,6 +11,7 @@ To add an area (probes, tail, pins...): write a frozen ``<Area>Metrics`` datacla
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -143,7 +144,7 @@ class WatcherMetrics:
 
 @dataclass(frozen=True)
 class ClockMetrics:
-    """Wall-clock steps seen by the daemon's steady clock (``watcher.support.clock``)."""
+    """Wall-clock steps seen by the daemon's steady clock (``watcher.shell.clock``)."""
 
     jumps: Counter
     offset: Gauge
@@ -173,22 +174,21 @@ class Metrics:
         self.alerts = AlertMetrics.register(self.registry)
         self.watcher = WatcherMetrics.register(self.registry)
         self.clock = ClockMetrics.register(self.registry)
-        self._initialise()
 
-    def _initialise(self) -> None:
+    def initialise(self, events: Iterable[str], reasons: Iterable[str]) -> None:
         """Every known label set at 0 from the start: a rule such as
         ``increase(failover_watcher_alerts_dead_lettered_total[1h]) > 0`` or an absent()
-        check must see the series before its first increment."""
-        from watcher.alerts.dedup import SuppressionReason
-        from watcher.core.transitions import TransitionType
-
-        for kind in TransitionType:
+        check must see the series before its first increment. ``events``: the
+        transition types; ``reasons``: why a card can be suppressed (the caller knows
+        both; this module sits below them)."""
+        reasons = tuple(reasons)
+        for kind in events:
             for counter in (self.alerts.sent, self.alerts.failed, self.alerts.dead_lettered,
                             self.alerts.dropped):
-                counter.labels(kind.value)
-            for reason in SuppressionReason:
-                self.alerts.suppressed.labels(reason.value, kind.value)
-            self.watcher.transitions.labels(kind.value)
+                counter.labels(kind)
+            for reason in reasons:
+                self.alerts.suppressed.labels(reason, kind)
+            self.watcher.transitions.labels(kind)
         for direction in ("forward", "backward"):
             self.clock.jumps.labels(direction)
 

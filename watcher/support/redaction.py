@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 REDACTED = "[redacted]"
 
@@ -141,25 +139,3 @@ def redact(text: str, *, long_runs: bool = True) -> str:
             if secret in text:
                 text = text.replace(secret, REDACTED)
     return scrub(text, long_runs=long_runs)
-
-
-def register_provider_secrets(
-    directory: Iterable[Any], environ: Mapping[str, str] | None = None
-) -> int:
-    """Register every provider key the watcher can resolve now (``env:``, ``cred:``,
-    inline ``apiKey``), so a key echoed in a gateway detail or an error message is
-    redacted even before the first probe reads it. Returns how many were registered;
-    unresolvable ones are skipped (the probe reports them, without the value)."""
-    from watcher.probe.providers import CredentialError
-
-    count = 0
-    for provider in directory:
-        credential = getattr(provider, "credential", None)
-        if credential is None:
-            continue
-        try:
-            register_secret(credential.resolve(environ).get_secret_value())
-        except CredentialError:
-            continue
-        count += 1
-    return count

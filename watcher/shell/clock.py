@@ -51,7 +51,7 @@ from typing import Any, Protocol
 from watcher.core.state import State
 from watcher.support.metrics import ClockMetrics
 
-log = logging.getLogger("watcher.support.clock")
+log = logging.getLogger("watcher.shell.clock")
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 DEFAULT_THRESHOLD_S = 2.0
