@@ -152,7 +152,7 @@ class WatcherSettings(BaseSettings):
     plugin: PluginSettings = Field(default_factory=PluginSettings)
     control: ControlConfig = Field(
         default_factory=ControlConfig,
-        description="Telegram commands and card buttons (issue 11); uses the [alerts] bot",
+        description="Telegram commands and card buttons; uses the [alerts] bot",
     )
 
     @model_validator(mode="after")

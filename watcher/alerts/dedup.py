@@ -14,7 +14,7 @@ Decision order for one alert:
    whatever its type. These do not count towards dominance: they protect against
    repeats, not attention.
 2. ``NEVER_SUPPRESSED`` types: sent.
-3. muted key (operator mute, issue 11; the hook is ``mute``/``unmute``): suppressed.
+3. muted key (operator mute; the hook is ``mute``/``unmute``): suppressed.
 4. FALLBACK_FIRED/RECOVERY when every agent on it is flapping: suppressed, because the
    FLAPPING_START card tells that story and the flip cards would only be noise.
 5. the same key sent less than ``window_s`` ago: suppressed (``dedup``). The window runs
@@ -172,7 +172,7 @@ class Deduplicator:
         self._bucket(now).sent += 1
         return Verdict(alert, True, None, 0)
 
-    # -- the operator's mute hook (issue 11) -------------------------------------------
+    # -- the operator's mute hook --------------------------------------------------------
 
     def mute(self, key: str, until: float) -> None:
         self._mutes[key] = until

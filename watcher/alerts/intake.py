@@ -4,7 +4,7 @@ This is what the daemon calls for the ``Alert``s the core emits. Each call is on
 local SQLite transaction (the cards and the dedup state together, or the dedup state
 alone when everything was suppressed), so the journal tail never waits on Telegram.
 The daemon hands over all the alerts of one applied batch at once (``submit_many``):
-one fsync'd commit per batch, not one per card (issue 10).
+one fsync'd commit per batch, not one per card.
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ class Outbox:
         transaction: all of them and the meta land, or none. Returns the new card ids.
 
         One fsync'd commit per applied batch instead of one per card: that commit was most
-        of the journal-to-pin latency at 1,000 lines/s (issue 10). Each card sees the
+        of the journal-to-pin latency at 1,000 lines/s. Each card sees the
         outbox as if enqueued alone, one after the other (same drops as ``enqueue`` in a
         loop). ``cards`` may be empty: then only ``meta`` is written.
         """

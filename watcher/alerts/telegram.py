@@ -2,7 +2,7 @@
 
 One HTTP seam: ``BotApi`` (implemented by ``PtbBotApi`` over python-telegram-bot's
 ``telegram.Bot``, whose ``base_url`` is configurable so tests and the demo point it at
-the loopback fake). The operator-command side (issue 11) reuses ``build_bot``.
+the loopback fake). The operator-command side (watcher.oversight) reuses ``build_bot``.
 
 Errors, decided by ``classify_error``:
 - transient (``NetworkError``, ``TimedOut``, 5xx, ``RetryAfter``, invalid token): the
@@ -91,7 +91,7 @@ Markup = dict[str, Any]
 """An inline keyboard as the Bot API spells it: ``{"inline_keyboard": [[{...}]]}``."""
 
 MarkupHook = Callable[[Card], Markup | None]
-"""Gives a card its inline buttons (the operator commands, issue 11), or None."""
+"""Gives a card its inline buttons (the operator commands), or None."""
 
 
 class BotApi(Protocol):
@@ -210,7 +210,7 @@ class TelegramSender:
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        # Set by the operator commands (issue 11): buttons for a card, made at send time
+        # Set by the operator commands: buttons for a card, made at send time
         # so a button's age counts from when the operator could first see it.
         self.markup_for: MarkupHook | None = None
 

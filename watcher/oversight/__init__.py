@@ -1,4 +1,4 @@
-"""Human oversight from Telegram (issue 11): commands and card buttons that steer the
+"""Human oversight from Telegram: commands and card buttons that steer the
 watcher through the same core as every other operator decision.
 
 The parts, each with one reason to change:

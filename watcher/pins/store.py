@@ -49,7 +49,8 @@ from watcher.support.atomic import atomic_write_bytes, fsync_dir, keep_ownership
 PIN_FILENAME = "fallback-state.json"
 PIN_MODE = 0o640
 LOCK_MODE = 0o660  # group members (operators) may take the lock with flock(1)
-DEFAULT_LOCK_TIMEOUT = 10.0  # seconds; then filelock.Timeout, and the daemon retries next batch
+# Seconds; then filelock.Timeout: the CLI reports it, the daemon keeps waiting.
+DEFAULT_LOCK_TIMEOUT = 10.0
 # filelock polls a non-blocking flock; flock(1) waiters block in the kernel and get the
 # lock first on release. A short poll keeps the watcher from being starved by them.
 LOCK_POLL_INTERVAL = 0.005

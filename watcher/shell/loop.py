@@ -232,7 +232,7 @@ class DaemonLoop:
         async with ProbeClient(timeouts=timeouts, environ=self.environ) as client:
             return await client.probe(ref, provider)
 
-    # -- operator commands (issue 11) ----------------------------------------------------
+    # -- operator commands ---------------------------------------------------------------
 
     def _build_control(self) -> Any:
         """The Telegram commands and card buttons, when ``[control]`` enables them."""

@@ -288,7 +288,7 @@ class Watcher(DaemonLoop):
             alerts.append((Alert.from_json(fields), flapping))
             last_seq = max(last_seq, seq)
         if alerts:
-            # One outbox transaction for the whole batch (one fsync, issue 10): every card,
+            # One outbox transaction for the whole batch (one fsync): every card,
             # the dedup state of the suppressed ones and the highest sequence land together
             # or not at all, so a SIGKILL can neither repeat nor lose a card.
             self.intake.submit_many(alerts, now=self.clock(), meta={ALERT_SEQ_META: str(last_seq)})
