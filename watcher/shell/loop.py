@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watcher import __version__
 from watcher.alerts.intake import AlertIntake
@@ -30,6 +30,7 @@ from watcher.core.events import (
     Tick,
 )
 from watcher.core.evidence import ProbeResult
+from watcher.core.policy import Policy
 from watcher.core.state import State
 from watcher.core.transitions import Alert, TransitionType
 from watcher.gateway.chains import ChainSource, GatewayConfig
@@ -39,12 +40,18 @@ from watcher.pins.store import (
     DEFAULT_LOCK_TIMEOUT,
     PinStore,
 )
+from watcher.probe.budget import BudgetStatus
 from watcher.probe.client import ProbeClient, ProbeTimeouts
 from watcher.probe.providers import ProviderDirectory
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.shell.snapshot import Snapshot, SnapshotPosition
-from watcher.source import Batch, SourceError, open_source
+from watcher.source import Batch, Source, SourceError, open_source
 from watcher.support.metrics import Metrics
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from watcher.oversight.poller import TelegramControl
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +84,7 @@ class DaemonLoop:
     settings: WatcherSettings
     state: State
     clock: Callable[[], float]
-    policy: Any
+    policy: Policy
     environ: dict[str, str] | None
     metrics: Metrics
     pins: PinStore
@@ -102,7 +109,7 @@ class DaemonLoop:
     ) -> list[str]:
         raise NotImplementedError
 
-    def apply_batch(self, batch: Batch, source: Any) -> list[str]:
+    def apply_batch(self, batch: Batch, source: Source) -> list[str]:
         raise NotImplementedError
 
     def check_plugin(self, *, announce: bool) -> PluginCheck:
@@ -157,7 +164,7 @@ class DaemonLoop:
         async with self.pin_lock_held():
             return self.apply(events, position=position, now=now)
 
-    def open_source(self) -> Any:
+    def open_source(self) -> Source:
         j = self.settings.journal
         spec = j.source
         source = open_source(
@@ -187,7 +194,7 @@ class DaemonLoop:
             self.metrics.watcher.probe_results.labels(provider, outcome).inc()
             await self.apply_async([result])
 
-        async def on_budget(status: Any) -> None:
+        async def on_budget(status: BudgetStatus) -> None:
             self._carry_out_alert(
                 Alert(
                     TransitionType.PROBE_BUDGET_EXHAUSTED,
@@ -234,7 +241,7 @@ class DaemonLoop:
 
     # -- operator commands ---------------------------------------------------------------
 
-    def _build_control(self) -> Any:
+    def _build_control(self) -> TelegramControl | None:
         """The Telegram commands and card buttons, when ``[control]`` enables them."""
         if not self.settings.control.enabled or self.settings.alerts is None:
             return None
@@ -360,7 +367,7 @@ class DaemonLoop:
             log.error("%s failed: %r", task.get_name(), task.exception())
         return 1 if crashed else 0
 
-    async def _tail(self, source: Any) -> None:
+    async def _tail(self, source: Source) -> None:
         async for batch in source.batches():
             async with self.pin_lock_held():
                 self.apply_batch(batch, source)
@@ -402,7 +409,7 @@ class DaemonLoop:
             wake = min(next_status, next_ping) if ping_s is not None else next_status
             await asyncio.sleep(max(0.0, wake - time.monotonic()))
 
-    def _start_metrics(self) -> Any:
+    def _start_metrics(self) -> WSGIServer | None:
         m = self.settings.metrics
         if not m.enabled:
             return None

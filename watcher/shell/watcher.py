@@ -68,7 +68,7 @@ from watcher.pins.store import (
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.shell.loop import DaemonLoop
 from watcher.shell.snapshot import Pending, Snapshot
-from watcher.source import Batch
+from watcher.source import Batch, Source
 from watcher.support.metrics import Metrics
 from watcher.support.statedir import SNAPSHOT_FILENAME
 
@@ -382,7 +382,7 @@ class Watcher(DaemonLoop):
 
     # -- journal ----------------------------------------------------------------------
 
-    def events_of(self, batch: Batch, source: Any) -> list[Event]:
+    def events_of(self, batch: Batch, source: Source) -> list[Event]:
         events: list[Event] = []
         w = self.metrics.watcher
         # Counted per batch, then one inc per label pair: ``labels()`` validates and
@@ -408,7 +408,7 @@ class Watcher(DaemonLoop):
             w.events.labels(decision, failure_class).inc(count)
         return events
 
-    def apply_batch(self, batch: Batch, source: Any) -> list[str]:
+    def apply_batch(self, batch: Batch, source: Source) -> list[str]:
         events = self.events_of(batch, source)
         position = {
             "source": self.settings.journal.source,
