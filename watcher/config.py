@@ -96,8 +96,14 @@ class JournalSettings(_Section):
 
 class ProbeSettings(_Section):
     enabled: bool = True
-    interval_s: float = Field(default=60.0, gt=0)
-    jitter_s: float | None = Field(default=None, ge=0, description="default: interval / 10")
+    interval_s: float = Field(
+        default=60.0, gt=0, description="the probe cadence: sets policy.probe_interval_s"
+    )
+    jitter_s: float | None = Field(
+        default=None, ge=0,
+        description="for the standalone interval scheduler only; the daemon probes when "
+        "the core asks (kept so older configs load)",
+    )
     global_cap: int = Field(default=16, ge=1)
     timeout_s: float = Field(default=5.0, gt=0)
     first_run_after_s: float | None = Field(default=None, ge=0)
@@ -154,6 +160,23 @@ class WatcherSettings(BaseSettings):
         default_factory=ControlConfig,
         description="Telegram commands and card buttons; uses the [alerts] bot",
     )
+
+    @model_validator(mode="after")
+    def _one_probe_interval(self) -> WatcherSettings:
+        """One probe cadence: the core's ``policy.probe_interval_s`` (what ``simulate``
+        follows too). ``[probes] interval_s``, the older knob, sets it when the policy
+        does not; both set and different is an error."""
+        from_probes = "interval_s" in self.probes.model_fields_set
+        from_policy = "probe_interval_s" in self.policy.model_fields_set
+        if from_probes and from_policy and self.probes.interval_s != self.policy.probe_interval_s:
+            raise ValueError(
+                f"probes.interval_s ({self.probes.interval_s}) and policy.probe_interval_s "
+                f"({self.policy.probe_interval_s}) disagree: they are one cadence, set one"
+            )
+        if from_probes and not from_policy:
+            policy = self.policy.model_copy(update={"probe_interval_s": self.probes.interval_s})
+            object.__setattr__(self, "policy", policy)
+        return self
 
     @model_validator(mode="after")
     def _control_needs_the_alerts_bot(self) -> WatcherSettings:

@@ -15,9 +15,12 @@
 - hands every ``ProbeResult`` to ``on_result`` (the daemon feeds the core), one at a
   time and in completion order, so the callback need not be re-entrant.
 
-``ProbeScheduler`` runs the pass on an APScheduler 3.x ``AsyncIOScheduler`` interval
-job (default every 60 s plus up to 10% jitter, ``max_instances=1``,
-``coalesce=True``) and logs a warning when a pass overruns its interval.
+``ProbeScheduler`` runs passes on an APScheduler 3.x ``AsyncIOScheduler``: in the
+daemon, when the core asks (``request``: the ``RequestProbes`` the core emits once a
+pinned-away model is due under ``policy.probe_interval_s``, the same rule
+``simulate`` follows), one pass at a time; or, standalone, on an interval job (every
+``interval_s`` plus up to 10% jitter, ``max_instances=1``, ``coalesce=True``),
+with a warning when a pass overruns its interval.
 """
 
 from __future__ import annotations
@@ -230,11 +233,19 @@ class ProbeScheduler:
         self.passes = 0
         self.overruns = 0
         self._stopping = False
+        self._wanted: set[str] = set()
+        self._running_request = False
 
     JOB_ID = "failback-pass"
 
-    def start(self) -> None:
-        """Schedule the job (and start the scheduler if we own it); needs a running loop."""
+    def start(self, *, on_request_only: bool = False) -> None:
+        """Schedule the job (and start the scheduler if we own it); needs a running loop.
+        ``on_request_only``: no timer of its own; passes run when ``request`` asks (the
+        daemon: the core decides when a model is due, the scheduler runs the probes)."""
+        if on_request_only:
+            if self._owns_scheduler and not self._scheduler.running:
+                self._scheduler.start()
+            return
         first = None
         if self._first_run_after_s is not None:
             first = datetime.now(UTC) + timedelta(seconds=self._first_run_after_s)
@@ -257,16 +268,51 @@ class ProbeScheduler:
         """Stop the timer. A pass in flight is cancelled (if we own the scheduler);
         results already handed over stay handed over."""
         self._stopping = True
-        if self._scheduler.get_job(self.JOB_ID) is not None:
-            self._scheduler.remove_job(self.JOB_ID)
+        for job_id in (self.JOB_ID, self.REQUEST_JOB_ID):
+            if self._scheduler.get_job(job_id) is not None:
+                self._scheduler.remove_job(job_id)
         if self._owns_scheduler and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
-    async def run_once(self) -> PassReport | None:
-        """One scheduled pass; never raises into APScheduler."""
+    REQUEST_JOB_ID = "requested-probes"
+
+    def request(self, models: Iterable[str]) -> None:
+        """Probe these models as soon as possible: what the core asked for
+        (``RequestProbes``), on the core's cadence. Requests made while a pass is
+        waiting or running are merged into the next one (one pass at a time, so the
+        per-provider slots hold); the core asks again after its probe interval if a
+        request is ever dropped. Needs ``start()`` first."""
+        self._wanted.update(models)
+        if self._wanted and self._scheduler.get_job(self.REQUEST_JOB_ID) is None:
+            self._scheduler.add_job(
+                self._run_requested,
+                id=self.REQUEST_JOB_ID,
+                name="requested probes",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                replace_existing=True,
+            )
+
+    async def _run_requested(self) -> PassReport | None:
+        while self._running_request:  # the previous requested pass still runs
+            await asyncio.sleep(0.05)
+        wanted, self._wanted = sorted(self._wanted), set()
+        if not wanted:
+            return None
+        self._running_request = True
         try:
-            got = self._targets()
-            targets = await got if inspect.isawaitable(got) else got
+            return await self.run_once(wanted)
+        finally:
+            self._running_request = False
+
+    async def run_once(self, targets: list[str] | None = None) -> PassReport | None:
+        """One pass (over ``targets``, or the target source's list); never raises into
+        APScheduler."""
+        try:
+            if targets is None:
+                got = self._targets()
+                targets = await got if inspect.isawaitable(got) else got
             report = await self.prober.run_pass(targets)
         except asyncio.CancelledError:
             if not self._stopping:

@@ -326,7 +326,7 @@ class DaemonLoop:
                 jitter_s=self.settings.probes.jitter_s,
                 first_run_after_s=self.settings.probes.first_run_after_s,
             )
-            self.scheduler.start()
+            self.scheduler.start(on_request_only=True)
         # The watchdog first: the start-up step below may wait for a held pin lock.
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         async with self.pin_lock_held():

@@ -224,8 +224,10 @@ class Watcher(DaemonLoop):
                     noteworthy = True
                 elif isinstance(effect, MuteAlerts):
                     pending.mutes.append((effect.key, effect.until))
-                elif isinstance(effect, RequestProbes):
-                    pass  # the probe scheduler owns the cadence (see module docstring)
+                # The core's cadence is the one rule (simulate follows it too): the
+                # scheduler runs exactly the probes the core asks for, when it asks.
+                elif isinstance(effect, RequestProbes) and self.scheduler is not None:
+                    self.scheduler.request(effect.models)
             if decided.sentence:
                 sentences.append(decided.sentence)
                 self.last_sentence = decided.sentence
