@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from watcher.core.transitions import Alert
 
@@ -48,3 +48,37 @@ class MuteAlerts:
 
 
 Effect = WritePins | EnqueueAlert | AppendAudit | RequestProbes | MuteAlerts
+
+
+class EffectSink(Protocol):
+    """What carries effects out: the daemon's shell, the simulator, the tests' model.
+    Each method is one effect type; ``carry`` is the one place that tells them apart."""
+
+    def alert(self, alert: Alert) -> None: ...
+
+    def audit(self, type: str, data: Mapping[str, Any]) -> None: ...
+
+    def write_pins(self) -> None: ...
+
+    def probe(self, models: tuple[str, ...]) -> None: ...
+
+    def mute(self, key: str, until: float) -> None: ...
+
+
+def carry(effects: Iterable[Effect], sink: EffectSink) -> None:
+    """Hand each effect to ``sink``, in order: the one interpreter of the effect types
+    (the daemon, ``simulate`` and the tests' simulation all come through here, so a new
+    effect type is one new method, checked by mypy on every sink)."""
+    for effect in effects:
+        if isinstance(effect, EnqueueAlert):
+            sink.alert(effect.alert)
+        elif isinstance(effect, AppendAudit):
+            sink.audit(effect.type, effect.data)
+        elif isinstance(effect, WritePins):
+            sink.write_pins()
+        elif isinstance(effect, RequestProbes):
+            sink.probe(effect.models)
+        elif isinstance(effect, MuteAlerts):
+            sink.mute(effect.key, effect.until)
+        else:  # pragma: no cover - the union above is exhaustive
+            raise TypeError(f"unknown effect {effect!r}")

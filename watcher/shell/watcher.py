@@ -39,11 +39,7 @@ from watcher.classify.evidence import to_event
 from watcher.config import WatcherSettings
 from watcher.core.decide import decide, initial_state
 from watcher.core.effects import (
-    AppendAudit,
-    EnqueueAlert,
-    MuteAlerts,
-    RequestProbes,
-    WritePins,
+    carry,
 )
 from watcher.core.events import (
     ChainsChanged,
@@ -66,6 +62,7 @@ from watcher.pins.store import (
     RejectedEdit,
 )
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
+from watcher.shell.effects import StagedEffects
 from watcher.shell.loop import DaemonLoop
 from watcher.shell.snapshot import Pending, Snapshot
 from watcher.source import Batch, Source
@@ -194,40 +191,22 @@ class Watcher(DaemonLoop):
         now = self.clock() if now is None else now
         events = self._pin_edit_events() + events
         pending = Pending()
+        sink = StagedEffects(
+            pending,
+            next_alert_seq=self._next_alert_seq,
+            flapping=self._flapping_agents,
+            metrics=self.metrics,
+            probes=self.scheduler,
+        )
         sentences: list[str] = []
         for event in events:
             decided = decide(
                 self.state, event, now, self.policy, jitter=self.rng.uniform(-1.0, 1.0)
             )
             self.state = decided.state
-            noteworthy = False
-            for effect in decided.effects:
-                if isinstance(effect, EnqueueAlert):
-                    self._alert_seq += 1
-                    # Who is flapping right after *this* event, not after the batch: the
-                    # dedup's flap rule must not depend on batching or on where a crash fell.
-                    pending.alerts.append(
-                        (
-                            self._alert_seq,
-                            {**effect.alert.to_json(), "_flapping": self._flapping_agents()},
-                        )
-                    )
-                    self.metrics.watcher.transitions.labels(effect.alert.type.value).inc()
-                    noteworthy = True
-                elif isinstance(effect, AppendAudit):
-                    pending.audit.append({"type": effect.type, "data": dict(effect.data)})
-                    noteworthy = True
-                elif isinstance(effect, WritePins):
-                    # The pin file's view changed (a move, a model going up or down, a
-                    # success inside a cooldown): the operator should see why.
-                    pending.write_pins = True
-                    noteworthy = True
-                elif isinstance(effect, MuteAlerts):
-                    pending.mutes.append((effect.key, effect.until))
-                # The core's cadence is the one rule (simulate follows it too): the
-                # scheduler runs exactly the probes the core asks for, when it asks.
-                elif isinstance(effect, RequestProbes) and self.scheduler is not None:
-                    self.scheduler.request(effect.models)
+            sink.noteworthy = False
+            carry(decided.effects, sink)
+            noteworthy = sink.noteworthy
             if decided.sentence:
                 sentences.append(decided.sentence)
                 self.last_sentence = decided.sentence
@@ -255,6 +234,10 @@ class Watcher(DaemonLoop):
             self._carry_out(pending)
         self._update_gauges(now)
         return sentences
+
+    def _next_alert_seq(self) -> int:
+        self._alert_seq += 1
+        return self._alert_seq
 
     def _clock_anchor(self) -> dict[str, Any]:
         """A ``SteadyClock``'s anchor, saved so a restart in the same boot resumes its

@@ -25,6 +25,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC
 from pathlib import Path
@@ -34,7 +35,7 @@ from watcher.alerts.cards import render
 from watcher.alerts.dedup import Deduplicator, DedupPolicy, SuppressionReason
 from watcher.classify.evidence import to_event
 from watcher.core.decide import decide, initial_state
-from watcher.core.effects import AppendAudit, EnqueueAlert, RequestProbes, WritePins
+from watcher.core.effects import carry
 from watcher.core.events import Tick
 from watcher.core.policy import Policy
 from watcher.core.state import State, to_pinfile
@@ -236,18 +237,9 @@ class Simulation:
         self.state = decided.state
         if decided.sentence:
             self.result.sentences.append((self.now, decided.sentence))
-        write = False
-        for effect in decided.effects:
-            if isinstance(effect, WritePins):
-                write = True
-            elif isinstance(effect, EnqueueAlert):
-                self._alert(effect.alert)
-            elif isinstance(effect, AppendAudit):
-                self.result.audit_records += 1
-            elif isinstance(effect, RequestProbes):
-                for model in effect.models:
-                    self._push(self.now, _PROBES_ASKED, model)
-        if write:  # coalesced: one write per applied event, as the daemon batches
+        sink = _SimEffects(self)
+        carry(decided.effects, sink)
+        if sink.write:  # coalesced: one write per applied event, as the daemon batches
             self._write_pins()
 
     def _write_pins(self) -> None:
@@ -282,6 +274,32 @@ class Simulation:
                     text,
                 )
             )
+
+
+class _SimEffects:
+    """The simulator's sink for the core's effects (``watcher.core.effects.carry``):
+    cards through the real dedup, audit records counted, one coalesced pin write,
+    probes on the scenario's answers, mutes ignored (no operator in a scenario)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.write = False
+
+    def alert(self, alert: Alert) -> None:
+        self.sim._alert(alert)
+
+    def audit(self, type: str, data: Mapping[str, Any]) -> None:
+        self.sim.result.audit_records += 1
+
+    def write_pins(self) -> None:
+        self.write = True
+
+    def probe(self, models: tuple[str, ...]) -> None:
+        for model in models:
+            self.sim._push(self.sim.now, _PROBES_ASKED, model)
+
+    def mute(self, key: str, until: float) -> None:
+        return None
 
 
 def _scratch_dir() -> Path:
