@@ -468,3 +468,19 @@ def test_a_tampered_audit_log_gets_its_own_card_and_a_warning(
     assert "head file is missing" in (cards[-1].alert.detail or "")
     assert cards[-1].alert.extra["set_aside_as"].startswith("audit.jsonl.broken-")
     again.intake.outbox.close()
+
+
+def test_chains_changed_while_stopped_are_adopted_at_start_up(tmp_path: Path) -> None:
+    """The start-up apply runs inside the Watcher's constructor, before the loop has
+    wired the probe scheduler: it must not trip over what is not wired yet."""
+    write_file_world(tmp_path, CHAINS)
+    first = Watcher(load_settings(tmp_path / "watcher.toml"))
+    first.apply([])
+    first.intake.outbox.close()
+    fewer = {"nexus": CHAINS["nexus"][:2]}
+    write_file_world(tmp_path, fewer)  # openclaw.json edited while the daemon was down
+    again = Watcher(load_settings(tmp_path / "watcher.toml"))
+    assert dict(again.state.chains) == {"nexus": tuple(fewer["nexus"])}
+    assert set(json.loads((tmp_path / "state" / "fallback-state.json").read_text())["agents"]) \
+        == {"nexus"}
+    again.intake.outbox.close()

@@ -114,6 +114,9 @@ class Watcher(DaemonLoop):
         self._pins_written_at: float | None = None
         self._lock_wait_since: float | None = None  # monotonic; a decision waits for it
         self.plugin_check: PluginCheck | None = None
+        # Set by the loop once running; apply (which may run in here) asks for them.
+        self.prober: FailbackProber | None = None
+        self.scheduler: ProbeScheduler | None = None
 
         self.chain_source = ChainSource(settings.gateway_config)
         self.snapshot = Snapshot(self.state_dir / SNAPSHOT_FILENAME)
@@ -141,7 +144,7 @@ class Watcher(DaemonLoop):
             # file is rewritten and the change audited, like a change seen while running.
             self.apply([ChainsChanged(chains)])
         if not self.pins.path.exists():  # first start: the gateway gets a pin file at once
-            self._write_pins()
+            self._write_pins_now()
         if audit_problem:
             log.warning("the audit log %s did not verify and was set aside; a new chain "
                         "starts, its first record names the old file: %s",
@@ -154,8 +157,6 @@ class Watcher(DaemonLoop):
                     extra={"set_aside_as": self.audit.set_aside_as or "?"},
                 )
             )
-        self.prober: FailbackProber | None = None
-        self.scheduler: ProbeScheduler | None = None
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -174,7 +175,8 @@ class Watcher(DaemonLoop):
         pending = Pending.from_json(self.snapshot.data.get("pending") or {})
         if pending:
             log.info("recovering effects left pending by the last run")
-            self._carry_out(pending, audit_repairs=self.audit.repaired_at_open)
+            if not self._carry_out(pending, audit_repairs=self.audit.repaired_at_open):
+                self.apply([])
 
     # -- the one mutation point -------------------------------------------------------
 
@@ -187,8 +189,24 @@ class Watcher(DaemonLoop):
     ) -> list[str]:
         """Decide every event, persist state+position+effects, carry the effects out.
 
-        Returns the decision sentences (the daemon logs them; tests assert on them)."""
+        Returns the decision sentences (the daemon logs them; tests assert on them).
+        When a hand edit of the pin file lands between this round's read and its write,
+        the write keeps it, and another round decides it (and writes again): a loop
+        here, never ``apply`` re-entered from inside its own effects."""
         now = self.clock() if now is None else now
+        sentences: list[str] = []
+        while not self._apply_round(events, position, now, sentences):
+            events, position = [], None
+        return sentences
+
+    def _apply_round(
+        self,
+        events: list[Event],
+        position: dict[str, Any] | None,
+        now: float,
+        sentences: list[str],
+    ) -> bool:
+        """One round of ``apply``; False when the pin write found a hand edit to decide."""
         events = self._pin_edit_events() + events
         pending = Pending()
         sink = StagedEffects(
@@ -198,7 +216,6 @@ class Watcher(DaemonLoop):
             metrics=self.metrics,
             probes=self.scheduler,
         )
-        sentences: list[str] = []
         for event in events:
             decided = decide(
                 self.state, event, now, self.policy, jitter=self.rng.uniform(-1.0, 1.0)
@@ -231,9 +248,11 @@ class Watcher(DaemonLoop):
                     **self._clock_anchor(),
                 },
             )
-            self._carry_out(pending)
+            landed = self._carry_out(pending)
+        else:
+            landed = True
         self._update_gauges(now)
-        return sentences
+        return landed
 
     def _next_alert_seq(self) -> int:
         self._alert_seq += 1
@@ -254,9 +273,10 @@ class Watcher(DaemonLoop):
             return [PinFileRejected(read.edit.error, where)]
         return []
 
-    def _carry_out(self, pending: Pending, *, audit_repairs: int = 0) -> None:
+    def _carry_out(self, pending: Pending, *, audit_repairs: int = 0) -> bool:
         """``audit_repairs``: records the audit log appended at open (a torn tail noted),
-        which took sequence numbers the pending records were counted against."""
+        which took sequence numbers the pending records were counted against. False when
+        the pin write met a hand edit that still has to be decided."""
         done = int(self.intake.outbox.get_meta(ALERT_SEQ_META) or 0)
         alerts: list[tuple[Alert, list[str]]] = []
         last_seq = done
@@ -284,21 +304,27 @@ class Watcher(DaemonLoop):
                     self.audit.append(record["type"], record["data"])
         for key, until in pending.mutes:  # idempotent: a replay sets the same mute again
             self.intake.mute(key, until)
-        if pending.write_pins:
-            self._write_pins()
+        return self._write_pins() if pending.write_pins else True
 
-    def _write_pins(self) -> None:
+    def _write_pins(self) -> bool:
         """Write the state to the pin file without losing a hand edit that landed after
         ``apply`` read the file (a ``flock ... jq`` between the read and this write).
 
-        The store rebases such an edit onto the state instead of overwriting it, and it
-        goes through ``apply`` like any other edit (adopted and audited, or quarantined);
-        that writes again, until a write lands with no edit in between."""
-        while not self._with_pin_lock(
+        The store rebases such an edit onto the state instead of overwriting it, and
+        returns False: the edit then goes through ``apply`` like any other (adopted and
+        audited, or quarantined), which writes again. True: the write landed."""
+        landed = self._with_pin_lock(
             lambda: self.pins.write_keeping_edits(to_pinfile(self.state, self.clock()))
-        ):
+        )
+        if landed:
+            self._pins_written_at = self.clock()
+        return landed
+
+    def _write_pins_now(self) -> None:
+        """A pin write outside ``apply`` (first start, heartbeat): any edit it meets is
+        decided by ``apply``, which then writes."""
+        if not self._write_pins():
             self.apply([])
-        self._pins_written_at = self.clock()
 
     def heartbeat(self) -> None:
         """Refresh the pin file's ``heartbeat_at`` when it is due: the gateway plugin
@@ -306,7 +332,7 @@ class Watcher(DaemonLoop):
         a stopped watcher can never keep steering the gateway."""
         last = self._pins_written_at
         if last is None or self.clock() - last >= self.settings.plugin.heartbeat_s:
-            self._write_pins()
+            self._write_pins_now()
 
     def check_plugin(self, *, announce: bool) -> PluginCheck:
         """Does ``openclaw.json`` load the plugin so that this pin file steers? When it
