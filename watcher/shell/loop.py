@@ -6,7 +6,6 @@ wiring, chain polling, and the metrics server.
 asyncio; the other half, ``apply`` and the effects, knows nothing of it.
 """
 
-
 from __future__ import annotations
 
 import asyncio
@@ -56,11 +55,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 # How often a decision waiting for a held pin lock tries it again. flock(1) waiters
 # queue in the kernel and get the lock first anyway; this only bounds the extra delay.
 LOCK_POLL_ASYNC_S = 0.02
-
 
 
 def sd_notify(message: str) -> None:
@@ -73,8 +70,6 @@ def sd_notify(message: str) -> None:
         sd_daemon.notify(message)
     except (ImportError, OSError) as exc:  # pragma: no cover - depends on the host
         log.debug("sd_notify failed: %s", exc)
-
-
 
 
 class DaemonLoop:

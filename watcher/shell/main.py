@@ -1,7 +1,6 @@
 """``failover-watcher run``: build the ``Watcher`` on a steady clock and run its loop;
 say in one line, never a traceback, why it cannot start."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -20,10 +19,6 @@ from watcher.shell.watcher import Watcher
 from watcher.support.statedir import SNAPSHOT_FILENAME
 
 log = logging.getLogger(__name__)
-
-
-
-
 
 
 def run(settings: WatcherSettings) -> int:

@@ -7,7 +7,6 @@ the authority: the source resumes from its position (``SnapshotPosition``) and p
 effects are replayed, skipping what already landed.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -23,9 +22,6 @@ from watcher.support.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 1
-
-
-
 
 
 @dataclass

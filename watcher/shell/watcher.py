@@ -76,9 +76,6 @@ AUDIT_FILENAME = "audit.jsonl"
 ALERT_SEQ_META = "daemon_alert_seq"
 
 
-
-
-
 class Watcher(DaemonLoop):
     """The wired daemon. ``apply`` is the only place state changes."""
 
