@@ -484,3 +484,16 @@ def test_chains_changed_while_stopped_are_adopted_at_start_up(tmp_path: Path) ->
     assert set(json.loads((tmp_path / "state" / "fallback-state.json").read_text())["agents"]) \
         == {"nexus"}
     again.intake.outbox.close()
+
+
+def test_the_readme_says_what_the_parser_and_the_bootstrap_really_do() -> None:
+    """Issue 15 item 18's small notes: the README's line cut and the packages."""
+    from watcher.parse.lines import MAX_LINE_CHARS
+
+    root = Path(__file__).resolve().parents[2]
+    readme = " ".join((root / "README.md").read_text().split())
+    assert MAX_LINE_CHARS == 64 * 1024 and "over 64 Ki characters are cut" in readme
+    assert "256 KiB of a message's bytes" in readme  # what the byte-level guard reads
+    packages = re.search(r"^SYSTEM_PACKAGES=\((.*)\)$",
+                         (root / "scripts" / "bootstrap").read_text(), flags=re.M)
+    assert packages is not None and "util-linux" in packages.group(1).split()

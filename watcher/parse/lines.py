@@ -18,20 +18,26 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
+from watcher.parse._fields import (
+    PLAUSIBLE_TS,
+    UNPARSED_PREFIX_CHARS,
+    _bounded,
+    _iso_ts,
+    _opt_int,
+    _opt_str,
+    _plausible,
+    _ref,
+)
+from watcher.parse.plugin import _plugin
 from watcher.parse.records import (
-    Attempt,
     ChainStopped,
     Decision,
     FallbackDecision,
     LaneHint,
     ModelRef,
     ParseResult,
-    PluginState,
-    RunOutcome,
     Unparsed,
 )
 
@@ -47,18 +53,6 @@ __all__ = [
 MAX_LINE_CHARS = 64 * 1024
 """Longer lines are cut to this prefix before parsing (a bounded record, bounded memory)."""
 
-UNPARSED_PREFIX_CHARS = 240
-"""How much of a line an ``Unparsed`` keeps: enough to recognise it, never a whole blob."""
-
-PLAUSIBLE_TS = (946_684_800.0, 4_102_444_800.0)
-"""Timestamps read from the text are believed only between 2000-01-01 and 2100-01-01 UTC.
-
-A line's own timestamp is the gateway's word, and hostile or broken lines lie
-(``0001-01-01T00:00:00+01:00``, ``9999-12-31``, a JSON ``time`` of ``1e300``). Outside
-this range it is dropped (``ts=None``: the caller's clock stands in), so no later step
-has to format a date before year 1 or after year 9999. The journal's own
-``__REALTIME_TIMESTAMP`` (``ts=``) is not checked: journald sets it, not the gateway."""
-
 # Substrings that make a line worth a closer look. Everything else is chatter.
 _FAST_MARK = "fallback"
 _FAST_MARK_B = b"fallback"
@@ -70,9 +64,6 @@ _STOPPED_MARK = "model fallback chain stopped:"
 _SUBSYSTEM_MARK = "[model-fallback"  # [model-fallback/decision] and the older [model-fallback]
 # The gateway plugin's lines (gateway-plugin/index.js; contract v1 in the README).
 PLUGIN_MARK = "[fallback-pin] "
-_OUTCOME_MARK = "run outcome "
-_STATE_MARK = "state "
-PLUGIN_CONTRACT = 1
 # ``[model-fallback] Model "P/M" not found. Fell back to "P/N".``: a summary of two
 # decision lines already read, so chatter.
 _SUMMARY = re.compile(r'\s*Model ".*" not found\. Fell back to ".*"\.?\s*$')
@@ -88,9 +79,6 @@ _ANSI = re.compile(
     r"|\x1b\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)"
     r"|\x1b[ -/]*[0-~]"
     r"|\x1b"
-)
-_ISO_TS = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?"
 )
 _SUPPRESSED = re.compile(r"\s*\((\d{1,9}) duplicates? suppressed in last \d+\s*s\)\s*$")
 _LANE_ERROR = re.compile(r'\berror="((?:[^"\\]|\\.)*)"?')
@@ -249,20 +237,6 @@ def _decision(body: str, prefix: str, ts: float | None, line: str) -> ParseResul
     )
 
 
-_CACHED_REF_CHARS = 200
-
-
-def _ref(text: str) -> ModelRef:
-    """``ModelRef.parse``, memoised for refs of a sane length: a fleet has a few dozen
-    refs, seen millions of times. A hostile megabyte-long ref is parsed afresh instead
-    of being kept alive by the cache (measured: 4,096 refs of 30 KB pinned 117 MiB)."""
-    if len(text) <= _CACHED_REF_CHARS:
-        return _ref_cached(text)
-    return ModelRef.parse(text)
-
-
-_ref_cached = lru_cache(maxsize=1024)(ModelRef.parse)
-
 
 def _chain_stopped(body: str, prefix: str, ts: float | None, line: str) -> ParseResult:
     """``model fallback chain stopped: reason=<R> candidate=P/M[ errorName=X]``."""
@@ -308,97 +282,6 @@ def _lane(text: str, ts: float | None) -> ParseResult:
         error_name=nm.group(1) if nm else None,
         ts=ts if ts is not None else _iso_ts(text[:i]),
     )
-
-
-# -- the gateway plugin's lines ---------------------------------------------------------
-
-
-def _plugin(body: str, prefix: str, ts: float | None, line: str) -> ParseResult:
-    """``run outcome {json}`` or ``state {json}``; anything else the plugin says
-    (an agent warning, a hook error) is chatter for the core."""
-    if body.startswith(_OUTCOME_MARK):
-        kind = "outcome"
-        payload = body[len(_OUTCOME_MARK) :]
-    elif body.startswith(_STATE_MARK):
-        kind = "state"
-        payload = body[len(_STATE_MARK) :]
-    else:
-        return None
-    try:
-        obj = json.loads(payload)
-    except (ValueError, RecursionError):
-        return Unparsed(f"plugin {kind} line is not JSON", _bounded(line))
-    if not isinstance(obj, dict):
-        return Unparsed(f"plugin {kind} line is not an object", _bounded(line))
-    if obj.get("v") != PLUGIN_CONTRACT:
-        return Unparsed(f"plugin {kind} line of unknown version {obj.get('v')!r}", _bounded(line))
-    ts = ts if ts is not None else _iso_ts(prefix)
-    try:
-        return _outcome(obj, ts) if kind == "outcome" else _state(obj, ts)
-    except (ValueError, TypeError) as exc:
-        return Unparsed(f"plugin {kind} line: {str(exc)[:120]}", _bounded(line))
-
-
-def _state(obj: dict[str, Any], ts: float | None) -> PluginState:
-    steering = obj.get("steering")
-    if not isinstance(steering, bool):
-        raise ValueError("steering is not true or false")
-    return PluginState(
-        steering=steering,
-        kind=_opt_str(obj.get("kind")) or "unknown",
-        why=_opt_str(obj.get("why")) or "",
-        pin_file=_opt_str(obj.get("pin_file")),
-        ts=ts,
-    )
-
-
-def _opt_ref(value: object) -> ModelRef | None:
-    return _ref(value) if isinstance(value, str) and value else None
-
-
-def _outcome(obj: dict[str, Any], ts: float | None) -> RunOutcome:
-    agent = obj.get("agent")
-    run = obj.get("run")
-    if not isinstance(agent, str) or not agent or not isinstance(run, str) or not run:
-        raise ValueError("agent and run are required")
-    outcome = obj.get("outcome")
-    if outcome not in ("ok", "error"):
-        raise ValueError(f"outcome {str(outcome)[:20]!r} is neither ok nor error")
-    raw = obj.get("attempts")
-    attempts: list[Attempt] = []
-    for item in raw[:16] if isinstance(raw, list) else ():
-        if not isinstance(item, dict) or not isinstance(item.get("model"), str):
-            raise ValueError("an attempt has no model")
-        error = _opt_str(item.get("error"))
-        attempts.append(
-            Attempt(
-                model=_ref(item["model"]),
-                ok=item.get("ok") is True,
-                primary=item.get("primary") is True,
-                overridden=item.get("overridden") is True,
-                status=_opt_int(item.get("status")),
-                error=error[:MAX_DETAIL_CHARS] if error else None,
-                tries=_opt_int(item.get("tries")) or 1,
-            )
-        )
-    error = _opt_str(obj.get("error"))
-    return RunOutcome(
-        agent_id=agent[:200],
-        run_id=run[:200],
-        ok=outcome == "ok",
-        attempts=tuple(attempts),
-        session=_opt_str(obj.get("session")),
-        primary=_opt_ref(obj.get("primary")),
-        pinned=_opt_ref(obj.get("pinned")),
-        model=_opt_ref(obj.get("model")),
-        status=_opt_int(obj.get("status")),
-        error=error[:MAX_DETAIL_CHARS] if error else None,
-        ts=ts,
-    )
-
-
-MAX_DETAIL_CHARS = 1024
-"""An attempt's error text is kept to this (the plugin already clips it to 300)."""
 
 
 # -- JSONL ------------------------------------------------------------------------------
@@ -497,56 +380,3 @@ def _json_ts(obj: dict[str, Any]) -> float | None:
             if seconds is not None:
                 return seconds
     return None
-
-
-def _opt_str(value: object) -> str | None:
-    if value is None or isinstance(value, dict | list):
-        return None
-    s = str(value)
-    return s[:1024] if s else None
-
-
-def _opt_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 <= value < 10**9 else None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 9:
-        return int(value)
-    return None
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def _iso_ts(prefix: str) -> float | None:
-    """The last ISO-8601 timestamp in the text before the marker (the gateway's own, after
-    any journalctl ``short-iso`` prefix). A time without an offset is read as UTC:
-    the pure core cannot know the host's zone. ``HH:MM:SS`` alone gives no date: None."""
-    if not prefix or "-" not in prefix:
-        return None
-    # Usual case first: the stamp is the last token before the marker.
-    last = prefix.rsplit(None, 1)[-1] if prefix.strip() else ""
-    if _ISO_TS.fullmatch(last):
-        stamp = last
-    else:
-        found = _ISO_TS.findall(prefix[-512:])
-        if not found:
-            return None
-        stamp = found[-1]
-    try:
-        moment = datetime.fromisoformat(stamp.replace(",", "."))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return _plausible(moment.timestamp())
-    except (ValueError, OverflowError):  # year 1 at +01:00 is before datetime.min in UTC
-        return None
-
-
-def _plausible(ts: float) -> float | None:
-    low, high = PLAUSIBLE_TS
-    return ts if low <= ts < high else None
-
-
-def _bounded(text: str) -> str:
-    return text[:UNPARSED_PREFIX_CHARS]

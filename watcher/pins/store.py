@@ -35,7 +35,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +42,7 @@ from filelock import Timeout, UnixFileLock
 
 from watcher.pins import schema as pinfile
 from watcher.pins.check import PinFileInvalid, PinValidator, check_text
+from watcher.pins.reads import AdoptedEdit, EditOutcome, NoChange, PinRead, RejectedEdit
 from watcher.pins.schema import PinFile
 from watcher.support.atomic import atomic_write_bytes, fsync_dir, keep_ownership, write_fully
 
@@ -67,42 +67,6 @@ __all__ = [
     "PinTransaction",
     "RejectedEdit",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class NoChange:
-    """The file holds what this store last wrote or accepted."""
-
-
-@dataclass(frozen=True, slots=True)
-class AdoptedEdit:
-    """A valid hand edit, now the current state. ``previous`` is None on a first start
-    that found a pin file but no ``last-good`` to compare it with."""
-
-    pins: PinFile
-    previous: PinFile | None
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedEdit:
-    """An invalid hand edit, quarantined; the last good state is back on disk.
-
-    ``quarantined_to`` is None only when there was no text to keep (the file was
-    deleted while the watcher ran).
-    """
-
-    error: str
-    quarantined_to: Path | None
-    restored: PinFile
-
-
-EditOutcome = NoChange | AdoptedEdit | RejectedEdit
-
-
-@dataclass(frozen=True, slots=True)
-class PinRead:
-    pins: PinFile  # the current, valid state (after adoption or restore)
-    edit: EditOutcome
 
 
 def _read_bytes(path: Path) -> bytes | None:
