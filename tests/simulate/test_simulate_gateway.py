@@ -12,7 +12,7 @@ from watcher.parse.lines import parse_line
 from watcher.parse.records import ChainStopped, Decision, FallbackDecision, LaneHint
 from watcher.simulate import parse_scenario
 from watcher.simulate.gateway import GatewayModel, RequestOutcome
-from watcher.simulate.scenario import Scenario
+from watcher.simulate.model import Scenario
 
 T0 = 1779283800.0  # 2026-05-20T13:30:00Z
 GLM, MINIMAX, DEEPSEEK = (

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from watcher.simulate import bundled_names, find_scenario, parse_scenario
-from watcher.simulate.scenario import POLICY_NAMES, Answer, ScenarioError
+from watcher.simulate.model import POLICY_NAMES, Answer, ScenarioError
 
 BASE = """
 name = "t"

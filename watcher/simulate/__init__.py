@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from watcher.simulate.model import Scenario, ScenarioError
 from watcher.simulate.policies import PolicyFileError, policy_for, read_policy_file
 from watcher.simulate.report import (
     SCHEMA,
@@ -32,7 +33,7 @@ from watcher.simulate.report import (
     summarize,
 )
 from watcher.simulate.runner import SimulationResult, run_scenario
-from watcher.simulate.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from watcher.simulate.scenario import load_scenario, parse_scenario
 
 __all__ = [
     "SCHEMA",

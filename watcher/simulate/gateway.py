@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from watcher.simulate.scenario import Answer, Scenario
+from watcher.simulate.model import Answer, Scenario
 
 RATE_LIMITED = ("429", "slot_full")
 ATTEMPT_LATENCY_S = 0.4  # a failed (non-timeout) attempt's round trip

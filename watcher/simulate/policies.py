@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from watcher.core.policy import Policy
-from watcher.simulate.scenario import Scenario
+from watcher.simulate.model import Scenario
 
 
 class PolicyFileError(ValueError):

@@ -22,7 +22,7 @@ import httpx
 from watcher.core.evidence import ProbeResult
 from watcher.probe.client import ProbeClient, ProbeTimeouts
 from watcher.probe.providers import Provider
-from watcher.simulate.scenario import Answer
+from watcher.simulate.model import Answer
 
 PROBE_LATENCY_S = 0.3  # a probe's round trip, in scenario time
 WRONG_MODEL_NAME = "gemma4:31b"  # what answers on the shared socket in a wrong_model window

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from watcher.simulate.model import Scenario
 from watcher.simulate.runner import SimulationResult
-from watcher.simulate.scenario import Scenario, split_check
+from watcher.simulate.scenario import split_check
 
 SCHEMA = 1
 

@@ -45,8 +45,8 @@ from watcher.parse.records import Unparsed
 from watcher.pins import schema as pinfile
 from watcher.pins.store import PIN_FILENAME, PinStore
 from watcher.simulate.gateway import GatewayModel
+from watcher.simulate.model import Scenario
 from watcher.simulate.probes import SimulatedProbes
-from watcher.simulate.scenario import Scenario
 
 # Event kinds, in the order they run when they share a timestamp.
 _LINE, _PROBE_RESULT, _REQUEST, _PROBES_ASKED, _TICK = range(5)
