@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from watcher.source import JournalSource, PositionStore
-from watcher.source._journal import journal_cursor
+from watcher.source._cursor import journal_cursor
 from watcher.testing.journal import JournalEntry, write_journal
 
 OUT = Path(__file__).resolve().parent / "out"

@@ -16,7 +16,7 @@ import pytest
 from watcher.parse.lines import MAX_LINE_CHARS, parse_line
 from watcher.parse.records import FallbackDecision
 from watcher.source import JournalSource
-from watcher.source._journal import MAX_MESSAGE_BYTES, cut_message
+from watcher.source._cursor import MAX_MESSAGE_BYTES, cut_message
 from watcher.testing.journal import JournalEntry
 
 from .conftest import NO_CATCH_UP

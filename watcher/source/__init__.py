@@ -31,8 +31,9 @@ one that was is never delivered twice.
 """
 
 from watcher.source._base import Source, SourceStats
+from watcher.source._cursor import check_journal_dir, journal_cursor
 from watcher.source._export import ExportFormatError, ExportParser, ExportSource
-from watcher.source._journal import JournalSource, check_journal_dir, journal_cursor
+from watcher.source._journal import JournalSource
 from watcher.source._lines import JsonlFileSource, StdinSource, TextFileSource
 from watcher.source._open import open_source
 from watcher.source._position import PositionStore, SavedPosition
