@@ -12,7 +12,7 @@ from watcher.classify.table import FailureClass
 from watcher.core.decide import Decided, decide, initial_state
 from watcher.core.events import Event, Hold, Release, SetServing, Tick
 from watcher.core.policy import Policy
-from watcher.core.state import State, from_json, to_json, to_pinfile
+from watcher.core.state import State, check_invariants, from_json, to_json, to_pinfile
 
 from .sim import T0, failed, probe, succeeded
 
@@ -160,8 +160,26 @@ class CoreMachine(RuleBasedStateMachine):
                 assert health.failing
 
     @invariant()
+    def check_invariants_finds_nothing_wrong(self) -> None:
+        assert check_invariants(self.state, self.now) == []
+
+    @invariant()
     def state_survives_a_json_round_trip(self) -> None:
         assert from_json(json.loads(json.dumps(to_json(self.state)))) == self.state
 
 
 TestCoreInvariants = CoreMachine.TestCase
+
+
+def test_check_invariants_names_what_is_broken() -> None:
+    from dataclasses import replace
+
+    from watcher.core.decide import initial_state
+
+    state = initial_state(CHAINS)
+    agent_id = sorted(CHAINS)[0]
+    broken = replace(state, agents={**state.agents, agent_id: replace(
+        state.agents[agent_id], serving="nowhere/model", fallback_since=1.0)})
+    problems = check_invariants(broken, 0.0)
+    assert any("outside its chain" in p for p in problems), problems
+    assert check_invariants(state, 0.0) == []

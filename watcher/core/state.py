@@ -200,6 +200,40 @@ def index_agents(chains: Chains) -> dict[str, tuple[str, ...]]:
     return {model: tuple(agents) for model, agents in by_model.items()}
 
 
+def check_invariants(state: State, now: float) -> list[str]:
+    """What is wrong with ``state``, one sentence per broken invariant (empty: sound).
+
+    The rules every decision must keep: the agents are the chains' agents, each on a
+    member of its own chain (a hold too), off the primary only with a fallback time
+    cleared on it, every chain member has a health record and the model index matches
+    the chains, and a model in cooldown is down. ``decide`` keeps them; the stateful
+    test checks them after every step, and the daemon checks a snapshot it loads."""
+    problems: list[str] = []
+    if set(state.agents) != set(state.chains):
+        problems.append(
+            f"agents {sorted(state.agents)} are not the chains' agents {sorted(state.chains)}"
+        )
+    for agent_id, agent in sorted(state.agents.items()):
+        chain = state.chains.get(agent_id)
+        if chain is not None and tuple(agent.chain) != tuple(chain):
+            problems.append(f"{agent_id}'s chain {list(agent.chain)} is not {list(chain)}")
+        if agent.serving not in agent.chain:
+            problems.append(f"{agent_id} serves {agent.serving}, outside its chain")
+        if agent.hold is not None and agent.hold.model not in agent.chain:
+            problems.append(f"{agent_id} is held on {agent.hold.model}, outside its chain")
+        if not agent.in_fallback and agent.fallback_since is not None:
+            problems.append(f"{agent_id} is on its primary but has a fallback_since")
+    members = {ref for chain in state.chains.values() for ref in chain}
+    if missing := sorted(members - set(state.models)):
+        problems.append(f"no health record for {missing}")
+    if dict(state.agents_by_model) != index_agents(state.chains):
+        problems.append("the model -> agents index does not match the chains")
+    for ref, health in sorted(state.models.items()):
+        if health.in_cooldown(now) and not health.failing:
+            problems.append(f"{ref} is in a cooldown but not down")
+    return problems
+
+
 def normalise_chains(chains: Mapping[str, Iterable[str]]) -> dict[str, tuple[str, ...]]:
     """Chains as tuples, duplicates removed, empty chains refused."""
     out: dict[str, tuple[str, ...]] = {}

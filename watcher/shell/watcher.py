@@ -48,7 +48,7 @@ from watcher.core.events import (
     PinFileRejected,
     PluginStateEvidence,
 )
-from watcher.core.state import State, from_json, to_pinfile
+from watcher.core.state import State, check_invariants, from_json, to_pinfile
 from watcher.core.transitions import Alert, TransitionType
 from watcher.gateway.chains import ChainSource
 from watcher.gateway.plugin import PluginCheck, check_plugin
@@ -163,6 +163,10 @@ class Watcher(DaemonLoop):
         if raw is None:
             return initial_state(chains, self.policy)
         state = from_json(raw)
+        for problem in check_invariants(state, self.clock()):
+            # Said, not fatal: the next decisions repair what they touch, and a daemon
+            # that refused to start over its own state would steer nothing at all.
+            log.warning("core-state.json: %s", problem)
         self._alert_seq = int(self.snapshot.data.get("alert_seq", 0))
         self._position = self.snapshot.position
         return state
