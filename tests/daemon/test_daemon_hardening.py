@@ -20,6 +20,7 @@ import pytest
 
 from tests.rigs.daemon_rig import DaemonRig, wait_until
 from tests.rigs.file_world import write_file_world
+from tests.rigs.wait import require_root
 from watcher.cli import main
 from watcher.config import load_settings
 from watcher.demo import PRIMARY
@@ -30,7 +31,6 @@ CHAINS = {
     "hermes": ["ollama/kimi-k2.5:cloud", "ollama/glm-5.1:cloud", "ollama/glm-5:cloud"],
 }
 SERVICE_USER = "nobody"  # stands in for failover-watcher: any non-root user will do
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root (CI is)")
 
 
 @pytest.fixture
@@ -92,8 +92,8 @@ def _owner(path: Path) -> tuple[str, int, int]:
     return pwd.getpwuid(st.st_uid).pw_name, st.st_gid, stat.S_IMODE(st.st_mode)
 
 
-@needs_root
 def test_pin_run_as_root_keeps_the_service_users_owner_group_and_mode(world: Path) -> None:
+    require_root()
     state = world / "state"
     for path in [state, *state.iterdir()]:
         _owned_by(path, SERVICE_USER)
@@ -114,8 +114,8 @@ def test_pin_run_as_root_keeps_the_service_users_owner_group_and_mode(world: Pat
     assert as_user(SERVICE_USER, read) == (0, "")
 
 
-@needs_root
 def test_pin_refuses_to_take_over_a_file_another_user_owns(world: Path) -> None:
+    require_root()
     state = world / "state"
     world.chmod(0o755)
     state.chmod(0o777)  # the other user may write the directory, not own the file
@@ -227,8 +227,8 @@ def test_run_with_a_missing_credential_says_so_in_one_line(
     assert "Traceback" not in run.stderr
 
 
-@needs_root
 def test_run_with_a_state_dir_it_cannot_write_says_so_in_one_line(world: Path) -> None:
+    require_root()
     state = world / "state"
     state.chmod(0o755)  # root's; the service user can read but not write it
     for path in state.iterdir():

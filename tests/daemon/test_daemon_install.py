@@ -25,7 +25,6 @@ recipe's last line, ``status``, runs verbatim.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -37,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from tests.rigs.daemon_rig import wait_until
+from tests.rigs.wait import require_root
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.journal import write_journal
 
@@ -44,7 +44,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:install-recipe-token"
 SKIPPED = ("sudo systemctl ", "systemctl status ", "journalctl ")
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the recipe needs root (CI is)")
 
 
 def recipe() -> list[str]:
@@ -76,10 +75,10 @@ def sandbox() -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-@needs_root
 def test_the_readme_install_recipe_works_verbatim_as_a_non_root_service_user(
     sandbox: Path,
 ) -> None:
+    require_root()
     lines = recipe()
     unit = (ROOT / "systemd" / "failover-watcher.service").read_text()
     user = unit_value(unit, "User")

@@ -44,11 +44,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from tests.rigs.wait import wait_until
 from watcher.testing.fake_models import FakeModelServer, RecordedRequest
 from watcher.testing.journal import LiveJournal
 
@@ -101,18 +102,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``predicate`` every 0.05 s until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _model_entry(model: str) -> dict[str, Any]:

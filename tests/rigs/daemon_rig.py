@@ -15,12 +15,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.rigs.wait import wait_until
 from watcher.demo import DEMO_TOKEN, PRIMARY, openclaw_config, watcher_config
 from watcher.testing.fake_botapi import FakeBotApi
 from watcher.testing.fake_models import FakeModelServer, Reply
@@ -29,17 +29,6 @@ from watcher.testing.journal import JournalEntry, LiveJournal
 T = TypeVar("T")
 
 DEMO_KEY = "test-key-0000"
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
-    """Poll ``predicate`` every 0.1 s until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class DaemonRig:
