@@ -314,12 +314,10 @@ class DaemonLoop:
             await control.start()
         if self.settings.probes.enabled:
             self.prober = self.build_prober(self.chain_source.config)
+            # No timer of its own (so no jitter or first-run delay): it runs the probes
+            # apply hands it, on the core's cadence; interval_s is for its overrun warning.
             self.scheduler = ProbeScheduler(
-                self.prober,
-                self.probe_targets,
-                interval_s=self.settings.probes.interval_s,
-                jitter_s=self.settings.probes.jitter_s,
-                first_run_after_s=self.settings.probes.first_run_after_s,
+                self.prober, self.probe_targets, interval_s=self.settings.probes.interval_s
             )
             self.scheduler.start(on_request_only=True)
         # The watchdog first: the start-up step below may wait for a held pin lock.

@@ -234,8 +234,9 @@ class Watcher(DaemonLoop):
         if moved:
             self._position = position
         # The first apply writes the snapshot even with nothing to say: ``status`` reads
-        # it, and a daemon on a quiet journal is still a running daemon.
-        if pending or moved or not self.snapshot.path.exists():
+        # it, and a daemon on a quiet journal is still a running daemon. (``data`` is
+        # empty until the file has been read or written: no stat on every batch.)
+        if pending or moved or not self.snapshot.data:
             self.snapshot.write(
                 self.state,
                 self._position,
