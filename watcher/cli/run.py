@@ -47,7 +47,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings = settings_from(args)
     except ConfigError as exc:
         return report_config_error(exc, prog="validate-config")
-    problems, notes = _runtime_problems(settings, args.credentials_dir)
+    problems, notes, agents = _runtime_problems(settings, args.credentials_dir)
     for note in notes:
         print(f"validate-config: note: {note}", file=sys.stderr)
     if problems:
@@ -55,10 +55,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    try:
-        agents = len(load_gateway_config(settings.gateway_config).chains)
-    except GatewayConfigError:
-        agents = 0
     print(
         f"config ok: {agents} agent(s), state in {settings.state_dir}, "
         f"journal source {settings.journal.source}"
@@ -68,13 +64,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _runtime_problems(
     settings: WatcherSettings, credentials_dir: Path | None
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], int]:
     """What ``run`` would trip over that the config's types cannot say: the gateway's
-    chains, the state directory, the journal, and every credential reference."""
+    chains, the state directory, the journal, and every credential reference. Also
+    how many agents the chains hold (0 when they cannot be read)."""
     problems: list[str] = []
     notes: list[str] = []
+    agents = 0
     try:
-        load_gateway_config(settings.gateway_config)
+        agents = len(load_gateway_config(settings.gateway_config).chains)
     except GatewayConfigError as exc:
         problems += [f"gateway config {settings.gateway_config}: {p}" for p in exc.problems]
     problems += _state_dir_problems(settings.state_dir, notes)
@@ -109,7 +107,7 @@ def _runtime_problems(
             "systemd. Check the files themselves with --credentials-dir DIR (the directory "
             "the unit's LoadCredential= reads, e.g. /etc/failover-watcher)"
         )
-    return problems, notes
+    return problems, notes, agents
 
 
 def _state_dir_problems(state_dir: Path, notes: list[str]) -> list[str]:
