@@ -11,9 +11,10 @@ from watcher.core.decide import decide, initial_state, probe_targets
 from watcher.core.effects import AppendAudit, RequestProbes, WritePins
 from watcher.core.events import LaneHintEvidence, Tick
 from watcher.core.policy import Policy
-from watcher.core.state import from_json, to_json, to_pinfile
+from watcher.core.state import from_json, to_json
 from watcher.parse.records import Decision, LaneHint
 from watcher.pins.schema import dumps, iso, loads
+from watcher.pins.view import to_pinfile
 
 from .sim import T0, Sim, alerts_of, failed, other, probe, succeeded
 

@@ -1,8 +1,9 @@
-"""The core's hot-path shortcuts equal the slow paths they replace (issue 10).
+"""The hot-path shortcuts equal the slow paths they replace.
 
-``decide`` runs once per traffic event, so a few helpers take shortcuts: ``evolve``
-instead of ``dataclasses.replace``, ``pinfile.iso``'s cached-day path instead of
-a datetime ``strftime``, and ``Step.finish`` skipping card assembly when there are no cards.
+``decide`` runs once per traffic event, so a few helpers take shortcuts: the core's
+``_fast.evolve`` instead of ``dataclasses.replace`` and ``_fast.routine_finish``
+instead of card assembly when a step has no cards, and ``pins.schema.iso``'s
+cached-day path instead of a datetime ``strftime``.
 Each must give exactly what the slow path gives, for every input.
 """
 
@@ -16,8 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watcher.classify.table import FailureClass
+from watcher.core._fast import evolve
 from watcher.core.policy import Policy
-from watcher.core.state import HEALTHY, AgentState, ModelHealth, evolve, initial_state
+from watcher.core.state import HEALTHY, AgentState, ModelHealth, initial_state
 from watcher.core.step import Step
 from watcher.core.transitions import Alert, TransitionType
 from watcher.pins.schema import iso as fast_iso

@@ -17,7 +17,8 @@ from watcher.core.events import (
     Tick,
 )
 from watcher.core.policy import Policy
-from watcher.core.state import State, to_pinfile
+from watcher.core.state import State
+from watcher.pins.view import to_pinfile
 
 from .sim import T0, alerts_of, failed, moves, probe
 

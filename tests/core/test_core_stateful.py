@@ -12,7 +12,8 @@ from watcher.classify.table import FailureClass
 from watcher.core.decide import Decided, decide, initial_state
 from watcher.core.events import Event, Hold, Release, SetServing, Tick
 from watcher.core.policy import Policy
-from watcher.core.state import State, check_invariants, from_json, to_json, to_pinfile
+from watcher.core.state import State, check_invariants, from_json, to_json
+from watcher.pins.view import to_pinfile
 
 from .sim import T0, failed, probe, succeeded
 

@@ -20,11 +20,12 @@ from watcher.classify.taxonomy import classify
 from watcher.core.decide import decide, initial_state
 from watcher.core.effects import EnqueueAlert
 from watcher.core.policy import Policy
-from watcher.core.state import State, to_pinfile
+from watcher.core.state import State
 from watcher.demo import CHAINS
 from watcher.parse.lines import MAX_LINE_CHARS, UNPARSED_PREFIX_CHARS, parse_any, parse_line
 from watcher.parse.records import ChainStopped, FallbackDecision, LaneHint, Unparsed
 from watcher.pins.schema import dumps, loads
+from watcher.pins.view import to_pinfile
 from watcher.testing.fake_botapi import MAX_TEXT, parse_telegram_html
 from watcher.testing.journal import journal_remote_binary
 

@@ -5,7 +5,7 @@ No clock, no files, no network, no randomness: everything arrives as an argument
 
 from watcher.core.decide import Decided, decide, initial_state, probe_targets
 from watcher.core.policy import Policy
-from watcher.core.state import State, from_json, to_json, to_pinfile
+from watcher.core.state import State, from_json, to_json
 
 __all__ = [
     "Decided",
@@ -16,5 +16,4 @@ __all__ = [
     "initial_state",
     "probe_targets",
     "to_json",
-    "to_pinfile",
 ]

@@ -90,6 +90,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from watcher.core._fast import evolve
 from watcher.core.effects import RequestProbes
 from watcher.core.events import (
     AccessRefused,
@@ -130,7 +131,6 @@ from watcher.core.state import (
     HEALTHY,
     AgentState,
     State,
-    evolve,
     index_agents,
     normalise_chains,
 )

@@ -11,8 +11,9 @@ from watcher.core.transitions import Alert
 
 @dataclass(frozen=True, slots=True)
 class WritePins:
-    """The pin view changed. The shell coalesces: one ``to_pinfile(state, now)`` write
-    per applied batch, however many of these the batch produced."""
+    """The pin view changed. The shell coalesces: one pin write (``to_pinfile(state,
+    now)``, from ``watcher.pins.view``) per applied batch, however many of these the
+    batch produced."""
 
 
 @dataclass(frozen=True, slots=True)

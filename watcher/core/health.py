@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from watcher.classify.table import TAXONOMY, FailureClass
+from watcher.core._fast import evolve
 from watcher.core.cooldown import next_cooldown
 from watcher.core.events import (
     ChainStoppedEvidence,
@@ -18,7 +19,6 @@ from watcher.core.evidence import ProbeResult
 from watcher.core.pins import bring_up, clear_exhausted, exhaust, lane_extra, repin
 from watcher.core.state import (
     ModelHealth,
-    evolve,
 )
 from watcher.core.step import Cause, Decided, Step, event_time
 from watcher.core.transitions import Alert, TransitionType

@@ -19,9 +19,10 @@ is that agent's credential, not the model's health: nothing moves.
 from __future__ import annotations
 
 from watcher.classify.table import TAXONOMY, FailureClass
+from watcher.core._fast import evolve
 from watcher.core.effects import Effect, WritePins
 from watcher.core.events import OutcomeEvidence, PluginStateEvidence, TrafficEvidence
-from watcher.core.state import PluginView, evolve
+from watcher.core.state import PluginView
 from watcher.core.step import Decided, Step, event_time
 from watcher.parse.records import Attempt, Decision, FallbackDecision, ModelRef, RunOutcome
 

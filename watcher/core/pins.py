@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from watcher.core._fast import evolve
 from watcher.core.flap import prune, score
 from watcher.core.policy import Policy
 from watcher.core.state import (
@@ -15,7 +16,6 @@ from watcher.core.state import (
     AgentState,
     ModelHealth,
     State,
-    evolve,
 )
 from watcher.core.step import Cause, Step
 from watcher.core.transitions import Alert, TransitionType

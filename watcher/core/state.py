@@ -10,67 +10,23 @@ Everything here is a frozen dataclass; ``decide`` replaces what changed and shar
 the rest, so an event costs a couple of small dict copies, not a rebuild.
 
 ``to_json``/``from_json`` round-trip the whole state through plain dicts so the
-daemon can persist it and resume exactly; ``to_pinfile`` is the view the gateway
-reads (fixed field names, see ``watcher.pins.schema``).
+daemon can persist it and resume exactly. The view the gateway reads is
+``watcher.pins.view.to_pinfile``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar, cast
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from watcher.classify.table import FailureClass
-from watcher.pins.schema import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
-from watcher.pins.schema import Hold as PinHold
+from watcher.core._fast import evolve
+from watcher.pins.schema import HealthState
 
 STATE_SCHEMA = 1
 
 Chains = Mapping[str, tuple[str, ...]]
-
-_D = TypeVar("_D")
-_EVOLVERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
-
-
-def _evolver(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
-    """Generate ``cls``'s copy-with-changes function, one unrolled line per field (as
-    ``dataclasses`` generates ``__init__``): no loop, no ``getattr`` by name."""
-    names = tuple(f.name for f in fields(cls))
-    known = frozenset(names)
-    lines = [
-        "def evolve(obj, changes):",
-        "    if not changes.keys() <= known:",
-        "        bad = ', '.join(sorted(changes.keys() - known))",
-        f"        raise TypeError(f'{cls.__name__} has no field(s) {{bad}}')",
-        "    new = new_(cls)",
-    ]
-    for name in names:
-        value = f"changes[{name!r}] if {name!r} in changes else obj.{name}"
-        lines.append(f"    set_(new, {name!r}, {value})")
-    lines.append("    return new")
-    namespace: dict[str, Any] = {
-        "cls": cls,
-        "known": known,
-        "new_": object.__new__,
-        "set_": object.__setattr__,
-    }
-    exec("\n".join(lines), namespace)  # noqa: S102 - source built from field names only
-    return cast(Callable[[Any, dict[str, Any]], Any], namespace["evolve"])
-
-
-def evolve(obj: _D, **changes: Any) -> _D:
-    """``dataclasses.replace`` for the hot path: about 3x faster, no ``__init__``.
-
-    Only for the frozen, slotted, validator-free dataclasses of this package (there
-    ``__init__`` only stores the fields, so skipping it changes nothing). Unknown
-    field names raise ``TypeError``, as with ``replace``.
-    """
-    cls = type(obj)
-    fn = _EVOLVERS.get(cls)
-    if fn is None:
-        fn = _EVOLVERS[cls] = _evolver(cls)
-    return cast(_D, fn(obj, changes))
-
 
 @dataclass(frozen=True, slots=True)
 class HoldState:
@@ -371,65 +327,3 @@ def from_json(data: Mapping[str, Any]) -> State:
     return State(
         chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=plugin
     )
-
-
-# --- the pin file view ---------------------------------------------------------------
-
-
-def throttle_until(state: State, agent: AgentState, now: float) -> float | None:
-    """The latest cooldown among the chain entries the agent is pinned away from."""
-    latest: float | None = None
-    for ref in agent.chain:
-        if ref == agent.serving:
-            break
-        until = state.models.get(ref, HEALTHY).cooldown_until
-        if until is not None and now < until and (latest is None or until > latest):
-            latest = until
-    return latest
-
-
-def to_pinfile(state: State, now: float) -> PinFile:
-    """The file the gateway reads: one record per agent, model health in its own part."""
-    frozen_away: dict[str, float] = {}
-    agents: dict[str, AgentPin] = {}
-    for agent_id, agent in state.agents.items():
-        if agent.flapping:
-            for ref in agent.chain[: agent.chain.index(agent.serving)]:
-                frozen_away[ref] = max(frozen_away.get(ref, 0.0), agent.flap_score)
-        hold = agent.hold
-        last = agent.last_event_ts
-        for ref in agent.chain:
-            seen = state.models.get(ref, HEALTHY).last_event_at
-            if seen is not None and (last is None or seen > last):
-                last = seen
-        agents[agent_id] = AgentPin(
-            primary=agent.chain[0],
-            current_serving=agent.serving,
-            in_fallback=agent.in_fallback,
-            last_event_ts=iso(last),
-            transient_throttle_until=iso(throttle_until(state, agent, now)),
-            chain=list(agent.chain),
-            failure_class=agent.failure_class,
-            reason=agent.reason,
-            fallback_since=iso(agent.fallback_since),
-            hold=None
-            if hold is None
-            else PinHold(model=hold.model, by=hold.by, until=iso(hold.until), note=hold.note),
-        )
-    models: dict[str, ModelHealthRecord] = {}
-    for ref, health in state.models.items():
-        status: HealthState = health.health(now)
-        if ref in frozen_away and status != "throttled":
-            status = "flapping"
-        models[ref] = ModelHealthRecord(
-            state=status,
-            failure_class=health.failure_class.value if health.failure_class else None,
-            since=iso(health.since) if health.failing else None,
-            cooldown_until=iso(health.cooldown_until) if health.in_cooldown(now) else None,
-            cooldown_level=health.cooldown_level,
-            flap_score=round(frozen_away.get(ref, 0.0), 1),
-            probe_streak=health.probe_streak,
-            last_traffic_failure=iso(health.last_traffic_failure),
-        )
-    stamp = iso(now)
-    return PinFile(updated_at=stamp, heartbeat_at=stamp, agents=agents, models=models)

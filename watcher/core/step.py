@@ -10,23 +10,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from watcher.core.effects import AppendAudit, Effect, EnqueueAlert, WritePins
+from watcher.core._fast import WRITE_PINS, evolve, routine_finish
+from watcher.core.effects import AppendAudit, Effect, EnqueueAlert
 from watcher.core.policy import Policy
 from watcher.core.state import (
     HEALTHY,
     AgentState,
     ModelHealth,
     State,
-    evolve,
 )
 from watcher.core.transitions import Alert, TransitionType
 
 T = TransitionType
 
-# WritePins carries no data: one shared instance (and a shared one-effect tuple) saves
-# an allocation per routine event; effects are compared by type, never by identity.
-_WRITE_PINS = WritePins()
-_PINS_ONLY: tuple[Effect, ...] = (_WRITE_PINS,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,17 +187,8 @@ class Step:
     def finish(self, head: str, *, quiet: bool = False) -> Decided:
         if self.alerts or self.effects:
             return self.finish_in_full(head, quiet=quiet)
-        # The routine event (a failure that moves no pin, a skip, a lane line): no cards
-        # to merge and describe, so no lists to build. Equal to ``finish_in_full`` (a
-        # test holds them to that).
-        notes = self.notes
-        if notes:
-            sentence = "; ".join((head, *notes)) + "."
-        elif quiet:
-            sentence = head + "."
-        else:
-            sentence = head + "; no pin changed."
-        return Decided(self._new_state(), _PINS_ONLY if self.dirty else (), sentence)
+        effects, sentence = routine_finish(head, self.notes, dirty=self.dirty, quiet=quiet)
+        return Decided(self._new_state(), effects, sentence)
 
     def finish_in_full(self, head: str, *, quiet: bool = False) -> Decided:
         """``finish`` for a step with cards or other effects: cards merged, their audit
@@ -215,7 +202,7 @@ class Step:
             described.append(describe(alert, self.moves[key]))
         effects.extend(self.effects)
         if self.dirty:
-            effects.append(_WRITE_PINS)
+            effects.append(WRITE_PINS)
         parts = [head, *self.notes, *described]
         if not described and not self.notes and not quiet:
             parts.append("no pin changed")

@@ -1,3 +1,4 @@
-"""The pin file: its schema (``schema``), the checks a file must pass before the
-gateway sees it (``check``), and the locked store that reads and writes it (``store``).
-The core's view of its state as a pin file is ``watcher.core.state.to_pinfile``."""
+"""The pin file: its schema (``schema``), the core's state seen as a pin file
+(``view``), the checks a file must pass before the gateway sees it (``check``), what
+other processes read from it (``reads``), and the locked store that reads and writes
+it (``store``)."""

@@ -48,7 +48,7 @@ from watcher.core.events import (
     PinFileRejected,
     PluginStateEvidence,
 )
-from watcher.core.state import State, check_invariants, from_json, to_pinfile
+from watcher.core.state import State, check_invariants, from_json
 from watcher.core.transitions import Alert, TransitionType
 from watcher.gateway.chains import ChainSource
 from watcher.gateway.plugin import PluginCheck, check_plugin
@@ -61,6 +61,7 @@ from watcher.pins.store import (
     PinStore,
     RejectedEdit,
 )
+from watcher.pins.view import to_pinfile
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.shell.effects import StagedEffects
 from watcher.shell.loop import DaemonLoop

@@ -38,12 +38,13 @@ from watcher.core.decide import decide, initial_state
 from watcher.core.effects import carry
 from watcher.core.events import Tick
 from watcher.core.policy import Policy
-from watcher.core.state import State, to_pinfile
+from watcher.core.state import State
 from watcher.core.transitions import Alert
 from watcher.parse.lines import parse_line
 from watcher.parse.records import Unparsed
 from watcher.pins import schema as pinfile
 from watcher.pins.store import PIN_FILENAME, PinStore
+from watcher.pins.view import to_pinfile
 from watcher.simulate.gateway import GatewayModel
 from watcher.simulate.model import Scenario
 from watcher.simulate.probes import SimulatedProbes

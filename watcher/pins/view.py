@@ -1,0 +1,67 @@
+"""The pin file as a view of the core's state: what the gateway reads (fixed field
+names, see ``watcher.pins.schema``). Pure: ``now`` is passed in."""
+
+from __future__ import annotations
+
+from watcher.core.state import HEALTHY, AgentState, State
+from watcher.pins.schema import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
+from watcher.pins.schema import Hold as PinHold
+
+
+def throttle_until(state: State, agent: AgentState, now: float) -> float | None:
+    """The latest cooldown among the chain entries the agent is pinned away from."""
+    latest: float | None = None
+    for ref in agent.chain:
+        if ref == agent.serving:
+            break
+        until = state.models.get(ref, HEALTHY).cooldown_until
+        if until is not None and now < until and (latest is None or until > latest):
+            latest = until
+    return latest
+
+
+def to_pinfile(state: State, now: float) -> PinFile:
+    """The file the gateway reads: one record per agent, model health in its own part."""
+    frozen_away: dict[str, float] = {}
+    agents: dict[str, AgentPin] = {}
+    for agent_id, agent in state.agents.items():
+        if agent.flapping:
+            for ref in agent.chain[: agent.chain.index(agent.serving)]:
+                frozen_away[ref] = max(frozen_away.get(ref, 0.0), agent.flap_score)
+        hold = agent.hold
+        last = agent.last_event_ts
+        for ref in agent.chain:
+            seen = state.models.get(ref, HEALTHY).last_event_at
+            if seen is not None and (last is None or seen > last):
+                last = seen
+        agents[agent_id] = AgentPin(
+            primary=agent.chain[0],
+            current_serving=agent.serving,
+            in_fallback=agent.in_fallback,
+            last_event_ts=iso(last),
+            transient_throttle_until=iso(throttle_until(state, agent, now)),
+            chain=list(agent.chain),
+            failure_class=agent.failure_class,
+            reason=agent.reason,
+            fallback_since=iso(agent.fallback_since),
+            hold=None
+            if hold is None
+            else PinHold(model=hold.model, by=hold.by, until=iso(hold.until), note=hold.note),
+        )
+    models: dict[str, ModelHealthRecord] = {}
+    for ref, health in state.models.items():
+        status: HealthState = health.health(now)
+        if ref in frozen_away and status != "throttled":
+            status = "flapping"
+        models[ref] = ModelHealthRecord(
+            state=status,
+            failure_class=health.failure_class.value if health.failure_class else None,
+            since=iso(health.since) if health.failing else None,
+            cooldown_until=iso(health.cooldown_until) if health.in_cooldown(now) else None,
+            cooldown_level=health.cooldown_level,
+            flap_score=round(frozen_away.get(ref, 0.0), 1),
+            probe_streak=health.probe_streak,
+            last_traffic_failure=iso(health.last_traffic_failure),
+        )
+    stamp = iso(now)
+    return PinFile(updated_at=stamp, heartbeat_at=stamp, agents=agents, models=models)
