@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.gateway.rig import GatewayRig, Turn
-from watcher.testing.fake_models import FakeModelServer, Reply
+from watcher.fakes.models import FakeModelServer, Reply
 
 PRIMARY, FALLBACK = "tp/busy", "fb/one"
 AGENTS = {"dflt": (PRIMARY, [FALLBACK]), "tuned": (PRIMARY, [FALLBACK])}

@@ -6,7 +6,7 @@ What is measured, exactly
     - this process is the gateway: it feeds a long-lived ``systemd-journal-remote``
       through an unbuffered pipe, one decision line per ``write(2)``, paced at
       ``--rate`` lines/s, and notes ``t_append = time.monotonic()`` just before each
-      write. It also runs the fake Bot API (``watcher.testing.fake_botapi``).
+      write. It also runs the fake Bot API (``watcher.fakes.botapi``).
     - a child process (this file with ``--child``) runs the real daemon through its
       real entry point ``watcher.shell.main.run(settings)`` (the real ``Watcher`` and its
       ``run()`` loop (live ``JournalSource``
@@ -82,7 +82,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from watcher.testing.journal import (
+from watcher.fakes.journal import (
     JournalEntry,
     RealtimeClock,
     export_entry,
@@ -441,7 +441,7 @@ def wait_applied(state: Path, last_us: int, timeout: float) -> bool:
 
 
 def parent_main(args: argparse.Namespace) -> int:
-    from watcher.testing.fake_botapi import FakeBotApi
+    from watcher.fakes.botapi import FakeBotApi
 
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="latency-", dir="/var/tmp"))
     root.mkdir(parents=True, exist_ok=True)

@@ -49,9 +49,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.rigs.daemon_rig import DaemonRig
-from watcher.testing.fake_botapi import FakeBotApi
-from watcher.testing.fake_models import FakeModelServer
-from watcher.testing.journal import JournalEntry, write_journal
+from watcher.fakes.botapi import FakeBotApi
+from watcher.fakes.journal import JournalEntry, write_journal
+from watcher.fakes.models import FakeModelServer
 
 BENCH = Path(__file__).resolve().parent
 SPACING_S = 0.05  # bench/tail.py: realtime = start + i * 0.05

@@ -25,9 +25,9 @@ import sys
 import httpx
 
 from watcher.core.evidence import ProbeResult
+from watcher.fakes.models import FakeModelServer, Reply
 from watcher.probe import FailbackProber, ProbeClient
 from watcher.probe.providers import Provider, ProviderDirectory
-from watcher.testing.fake_models import FakeModelServer, Reply
 
 
 class FakeEndpoint:
@@ -47,7 +47,7 @@ class FakeEndpoint:
             self.url = self._inproc.url
         else:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "watcher.testing.fake_models",
+                [sys.executable, "-m", "watcher.fakes.models",
                  "--latency", str(self.latency)],
                 stdout=subprocess.PIPE, text=True,
             )

@@ -38,9 +38,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from watcher.fakes.journal import JournalEntry, write_journal
 from watcher.source import JournalSource, PositionStore
 from watcher.source._cursor import journal_cursor
-from watcher.testing.journal import JournalEntry, write_journal
 
 OUT = Path(__file__).resolve().parent / "out"
 UNIT = "openclaw-gateway.service"

@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from watcher.testing.fake_botapi import FakeBotApi
-from watcher.testing.fake_models import FakeModelServer, Reply
-from watcher.testing.journal import LiveJournal, journal_remote_binary
+from watcher.fakes.botapi import FakeBotApi
+from watcher.fakes.journal import LiveJournal, journal_remote_binary
+from watcher.fakes.models import FakeModelServer, Reply
 
 PRIMARY = "ollama/glm-5.1:cloud"
 PAID = "deepseek/deepseek-v4-flash"

@@ -15,8 +15,8 @@ from watcher.alerts.pacing import Backoff, ChatRateLimit
 from watcher.alerts.secret import Secret
 from watcher.alerts.telegram import PtbBotApi, TelegramSender, build_bot
 from watcher.core.transitions import Alert, TransitionType
+from watcher.fakes.botapi import FakeBotApi
 from watcher.support.metrics import Metrics
-from watcher.testing.fake_botapi import FakeBotApi
 
 T0 = 1_779_280_000.0  # 2026-05-20 12:26:40 UTC
 UTC = ZoneInfo("UTC")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from watcher.alerts.cards import CARD_BUDGET, DETAIL_CLIP, TITLES, render
 from watcher.core.transitions import Alert, TransitionType
-from watcher.testing.fake_botapi import parse_telegram_html
+from watcher.fakes.botapi import parse_telegram_html
 
 from .conftest import T0, UTC
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ValidationError
 from watcher.alerts.config import AlertsConfig, TokenUnavailable, resolve_token
 from watcher.alerts.secret import Secret
 from watcher.alerts.service import AlertService
+from watcher.fakes.botapi import DEFAULT_TOKEN, FakeBotApi
 from watcher.support.metrics import Metrics
-from watcher.testing.fake_botapi import DEFAULT_TOKEN, FakeBotApi
 
 from .conftest import PRIVATE_CHAT, T0, alert
 

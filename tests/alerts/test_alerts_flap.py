@@ -7,8 +7,8 @@ from pathlib import Path
 
 from watcher.alerts.outbox import Outbox
 from watcher.core.transitions import TransitionType
+from watcher.fakes.botapi import FakeBotApi
 from watcher.support.metrics import Metrics
-from watcher.testing.fake_botapi import FakeBotApi
 
 from .conftest import T0, SenderFactory, alert, drain, intake_for
 

@@ -14,8 +14,8 @@ from watcher.alerts.outbox import Outbox
 from watcher.alerts.pacing import ChatRateLimit
 from watcher.alerts.telegram import REPEAT_NOTE
 from watcher.core.transitions import TransitionType
+from watcher.fakes.botapi import FakeBotApi, Scripted
 from watcher.support.metrics import Metrics
-from watcher.testing.fake_botapi import FakeBotApi, Scripted
 
 from .conftest import GROUP_CHAT, T0, SenderFactory, alert, drain, intake_for
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.breaker.conftest import GATEWAY_JSON, write_toml
+from watcher.fakes.journal import JournalEntry, write_journal
 from watcher.gateway.chains import parse_gateway_config
-from watcher.testing.journal import JournalEntry, write_journal
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -208,7 +208,7 @@ def test_the_breaker_sends_its_own_tripped_card_to_telegram(
     tmp_path: Path, gateway: Path, monkeypatch: Any
 ) -> None:
     """BREAKER_TRIPPED reaches Telegram through the breaker's own outbox and sender."""
-    from watcher.testing.fake_botapi import FakeBotApi
+    from watcher.fakes.botapi import FakeBotApi
 
     token = "123456:BREAKER-TEST"
     with FakeBotApi(token) as bot:

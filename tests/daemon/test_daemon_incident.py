@@ -14,8 +14,8 @@ from tests.rigs.daemon_rig import DaemonRig as Rig
 from tests.rigs.daemon_rig import wait_until
 from watcher.audit import log as audit
 from watcher.demo import CHAINS, DEMO_TOKEN, PRIMARY
-from watcher.testing.fake_models import Reply
-from watcher.testing.journal import journal_remote_binary
+from watcher.fakes.journal import journal_remote_binary
+from watcher.fakes.models import Reply
 
 pytestmark = pytest.mark.skipif(
     journal_remote_binary() is None, reason="systemd-journal-remote is not installed"

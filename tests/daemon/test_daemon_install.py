@@ -37,8 +37,8 @@ import pytest
 
 from tests.rigs.daemon_rig import wait_until
 from tests.rigs.wait import require_root
-from watcher.testing.fake_botapi import FakeBotApi
-from watcher.testing.journal import write_journal
+from watcher.fakes.botapi import FakeBotApi
+from watcher.fakes.journal import write_journal
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:install-recipe-token"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.gateway.rig import GatewayRig, gateway_binaries
-from watcher.testing.fake_models import FakeModelServer, Reply
-from watcher.testing.journal import LiveJournal
+from watcher.fakes.journal import LiveJournal
+from watcher.fakes.models import FakeModelServer, Reply
 
 PRIMARY = "ollama/first"
 FALLBACK = "backup/second"

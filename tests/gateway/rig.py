@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from tests.rigs.wait import wait_until
-from watcher.testing.fake_models import FakeModelServer, RecordedRequest
-from watcher.testing.journal import LiveJournal
+from watcher.fakes.journal import LiveJournal
+from watcher.fakes.models import FakeModelServer, RecordedRequest
 
 T = TypeVar("T")
 

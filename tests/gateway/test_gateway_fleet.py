@@ -23,9 +23,9 @@ import pytest
 
 from tests.gateway.rig import GatewayRig, Turn, WatcherProcess, gateway_binaries, wait_until
 from watcher.alerts.cards import TITLES
-from watcher.testing.fake_botapi import FakeBotApi, SentMessage
-from watcher.testing.fake_models import FakeModelServer, Reply
-from watcher.testing.journal import LiveJournal
+from watcher.fakes.botapi import FakeBotApi, SentMessage
+from watcher.fakes.journal import LiveJournal
+from watcher.fakes.models import FakeModelServer, Reply
 
 SHARED_OK = "shared/good"  # the healthy agent's primary; a fallback of the 401/402 agents
 AGENTS = {

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.gateway.rig import GatewayRig, WatcherProcess, gateway_binaries, wait_until
-from watcher.testing.fake_models import FakeModelServer, Reply
-from watcher.testing.journal import LiveJournal
+from watcher.fakes.journal import LiveJournal
+from watcher.fakes.models import FakeModelServer, Reply
 
 PRIMARY, FALLBACK, LAST = "ollama/first", "backup/second", "other/third"
 AGENTS = {"alpha": (PRIMARY, [FALLBACK, LAST])}

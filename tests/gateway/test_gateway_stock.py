@@ -23,7 +23,7 @@ from tests.gateway.conftest import (
     pin_doc,
 )
 from tests.gateway.rig import UNIT, GatewayRig, Turn
-from watcher.testing.journal import LiveJournal
+from watcher.fakes.journal import LiveJournal
 
 AGENT = "alpha"
 OUTSIDE_THE_CHAIN = "backup/not-configured"

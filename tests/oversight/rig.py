@@ -17,11 +17,11 @@ from watcher.classify.evidence import to_event
 from watcher.config import load_settings
 from watcher.demo import DEMO_TOKEN, PRIMARY
 from watcher.demo import openclaw_config as _openclaw
+from watcher.fakes.botapi import FakeBotApi, SentMessage
+from watcher.fakes.models import FakeModelServer
 from watcher.oversight.poller import TelegramControl
 from watcher.parse.lines import parse_line
 from watcher.shell.watcher import AUDIT_FILENAME, Watcher
-from watcher.testing.fake_botapi import FakeBotApi, SentMessage
-from watcher.testing.fake_models import FakeModelServer
 
 T = TypeVar("T")
 CHAT = 4242

@@ -12,8 +12,8 @@ import pytest
 from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.audit import log as audit
 from watcher.demo import watcher_config as _config
-from watcher.testing.fake_botapi import FakeBotApi
-from watcher.testing.journal import journal_remote_binary
+from watcher.fakes.botapi import FakeBotApi
+from watcher.fakes.journal import journal_remote_binary
 
 pytestmark = pytest.mark.skipif(
     journal_remote_binary() is None, reason="systemd-journal-remote is not installed"

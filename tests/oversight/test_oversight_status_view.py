@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from watcher.fakes.botapi import parse_telegram_html
 from watcher.oversight.status_view import render_status
-from watcher.testing.fake_botapi import parse_telegram_html
 
 
 def _agent(serving: str, **extra: Any) -> dict[str, Any]:

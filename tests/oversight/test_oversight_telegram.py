@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from watcher.demo import CHAINS, DEMO_TOKEN, PRIMARY
+from watcher.fakes.botapi import SentMessage
+from watcher.fakes.models import Reply
 from watcher.status import collect, render_text
-from watcher.testing.fake_botapi import SentMessage
-from watcher.testing.fake_models import Reply
 
 from .rig import CHAT, OPERATOR, PAID, STRANGER, Rig, running, until
 

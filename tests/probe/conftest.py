@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from watcher.fakes.models import FakeModelServer
 from watcher.probe.providers import Provider
-from watcher.testing.fake_models import FakeModelServer
 
 
 @pytest.fixture

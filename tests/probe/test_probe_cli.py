@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from watcher.cli import probe as probe_cli
-from watcher.testing.fake_models import FakeModelServer, Reply, closed_port
+from watcher.fakes.models import FakeModelServer, Reply, closed_port
 
 
 def run_cli(*argv: str) -> int:

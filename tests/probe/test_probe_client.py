@@ -9,9 +9,9 @@ import pytest
 
 from tests.probe.conftest import ollama_at, openai_at
 from watcher.classify.table import FailureClass
+from watcher.fakes.models import FakeModelServer, Reply, closed_port
 from watcher.probe.client import ProbeClient, ProbeTimeouts, parse_retry_after
 from watcher.probe.providers import CredentialRef, Provider
-from watcher.testing.fake_models import FakeModelServer, Reply, closed_port
 
 NOW = 1_779_288_000.0  # 2026-05-20T14:40:00Z, the flap afternoon
 
@@ -278,7 +278,7 @@ async def test_fake_in_its_own_process_serves_probes_and_reports_concurrency(cli
     import httpx
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "watcher.testing.fake_models", "--latency", "0.01",
+        sys.executable, "-m", "watcher.fakes.models", "--latency", "0.01",
         stdout=asyncio.subprocess.PIPE,
     )
     try:

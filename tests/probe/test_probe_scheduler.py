@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from tests.probe.conftest import ollama_at, openai_at
 from watcher.classify.table import FailureClass
 from watcher.core.evidence import ProbeResult
+from watcher.fakes.models import FakeModelServer, Reply
 from watcher.probe import FailbackProber, ProbeClient, ProbeScheduler
 from watcher.probe.budget import BudgetStatus, ProbeBudget, Spend
 from watcher.probe.providers import Provider, ProviderDirectory
-from watcher.testing.fake_models import FakeModelServer, Reply
 
 
 class Sink:

@@ -57,10 +57,10 @@ from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.demo import PAID, PRIMARY
 from watcher.demo import openclaw_config as _openclaw
 from watcher.demo import watcher_config as _config
+from watcher.fakes.botapi import FakeBotApi
+from watcher.fakes.models import FakeModelServer
 from watcher.pins.check import PinFileInvalid, chains_validator, check_text
 from watcher.pins.store import PIN_FILENAME
-from watcher.testing.fake_botapi import FakeBotApi
-from watcher.testing.fake_models import FakeModelServer
 
 EDITORS = 4
 EDIT_CHAIN = ["ollama/kimi-k2.5:cloud", "ollama/glm-5:cloud", PAID]

@@ -68,9 +68,9 @@ from watcher.audit import log as audit
 from watcher.core.state import from_json
 from watcher.core.transitions import Alert
 from watcher.demo import CHAINS, PAID, PRIMARY
+from watcher.fakes.botapi import FakeBotApi
+from watcher.fakes.journal import JournalEntry
 from watcher.pins import schema as pinfile
-from watcher.testing.fake_botapi import FakeBotApi
-from watcher.testing.journal import JournalEntry
 
 GLM5 = "ollama/glm-5:cloud"
 GEMMA = "ollama/gemma4:31b-cloud"

@@ -60,12 +60,12 @@ from tests.reliability.hostile import HostileLine, hostile_lines
 from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.audit.log import AUDIT_FILENAME, verify
 from watcher.demo import watcher_config as _config
+from watcher.fakes.botapi import MAX_TEXT, FakeBotApi, parse_telegram_html
+from watcher.fakes.journal import JournalEntry, write_journal
 from watcher.parse.lines import parse_line
 from watcher.parse.records import FallbackDecision, Unparsed
 from watcher.pins.schema import loads
 from watcher.source._types import decode, is_relevant
-from watcher.testing.fake_botapi import MAX_TEXT, FakeBotApi, parse_telegram_html
-from watcher.testing.journal import JournalEntry, write_journal
 
 HEADROOM_KIB = 32 * 1024
 GROWTH_LIMIT = 0.05

@@ -36,8 +36,9 @@ from pathlib import Path
 from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.demo import PAID, PRIMARY
 from watcher.demo import watcher_config as _config
-from watcher.testing.fake_botapi import FakeBotApi, Scripted
-from watcher.testing.fake_models import Reply
+from watcher.fakes.botapi import FakeBotApi, Scripted
+from watcher.fakes.botapi_wire import error_body
+from watcher.fakes.models import Reply
 
 TOKEN = "987654:SECRET-canary-bot-token-XYZ"
 TOKEN_SECRET = TOKEN.partition(":")[2]
@@ -198,7 +199,7 @@ def _telegram_trouble(rig: DaemonRig, report: SecretsReport) -> None:
     rig.bot.script(
         Scripted.server_error(500),
         Scripted.retry_after(1),
-        Scripted(401, Scripted._error(401, "Unauthorized")),
+        Scripted(401, error_body(401, "Unauthorized")),
     )
     report.telegram_errors_seen = 3
 

@@ -50,7 +50,7 @@ from typing import Any
 from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.alerts.telegram import REPEAT_NOTE
 from watcher.demo import DEMO_TOKEN
-from watcher.testing.fake_botapi import FakeBotApi, Scripted, SentMessage
+from watcher.fakes.botapi import FakeBotApi, Scripted, SentMessage
 
 AGENTS = tuple(f"agent-{i}" for i in range(6))
 CHAT_ID = 4242

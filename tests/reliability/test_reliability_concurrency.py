@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.soak_concurrency import run_soak
-from watcher.testing.journal import journal_remote_binary
+from watcher.fakes.journal import journal_remote_binary
 
 pytestmark = [
     pytest.mark.skipif(

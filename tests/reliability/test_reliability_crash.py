@@ -16,8 +16,8 @@ from tests.reliability.soak_crash import soak
 from watcher.alerts.intake import DEDUP_META, AlertIntake
 from watcher.alerts.outbox import Outbox
 from watcher.core.transitions import Alert, TransitionType
+from watcher.fakes.journal import journal_remote_binary
 from watcher.shell.watcher import ALERT_SEQ_META
-from watcher.testing.journal import journal_remote_binary
 
 needs_journal = pytest.mark.skipif(
     journal_remote_binary() is None, reason="systemd-journal-remote is not installed"

@@ -22,12 +22,12 @@ from watcher.core.effects import EnqueueAlert
 from watcher.core.policy import Policy
 from watcher.core.state import State
 from watcher.demo import CHAINS
+from watcher.fakes.botapi import MAX_TEXT, parse_telegram_html
+from watcher.fakes.journal import journal_remote_binary
 from watcher.parse.lines import MAX_LINE_CHARS, UNPARSED_PREFIX_CHARS, parse_any, parse_line
 from watcher.parse.records import ChainStopped, FallbackDecision, LaneHint, Unparsed
 from watcher.pins.schema import dumps, loads
 from watcher.pins.view import to_pinfile
-from watcher.testing.fake_botapi import MAX_TEXT, parse_telegram_html
-from watcher.testing.journal import journal_remote_binary
 
 NOW = 1_800_000_000.0
 POLICY = Policy()

@@ -19,10 +19,10 @@ from tests.reliability.soak_secrets import (
 )
 from watcher.classify.evidence import to_event
 from watcher.classify.table import FailureClass
+from watcher.fakes.journal import journal_remote_binary
 from watcher.parse.lines import parse_line
 from watcher.support.logsetup import RedactingFilter, RedactingFormatter
 from watcher.support.redaction import redact, register_secret, scrub
-from watcher.testing.journal import journal_remote_binary
 
 
 @pytest.mark.skipif(journal_remote_binary() is None, reason="systemd-journal-remote is missing")

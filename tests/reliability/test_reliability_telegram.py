@@ -23,8 +23,8 @@ from tests.reliability.soak_telegram import (
 )
 from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.alerts.telegram import REPEAT_NOTE
-from watcher.testing.fake_botapi import Scripted
-from watcher.testing.journal import journal_remote_binary
+from watcher.fakes.botapi import Scripted
+from watcher.fakes.journal import journal_remote_binary
 
 pytestmark = pytest.mark.skipif(
     journal_remote_binary() is None, reason="systemd-journal-remote is not installed"

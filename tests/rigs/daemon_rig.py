@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 from tests.rigs.wait import wait_until
 from watcher.demo import DEMO_TOKEN, PRIMARY, openclaw_config, watcher_config
-from watcher.testing.fake_botapi import FakeBotApi
-from watcher.testing.fake_models import FakeModelServer, Reply
-from watcher.testing.journal import JournalEntry, LiveJournal
+from watcher.fakes.botapi import FakeBotApi
+from watcher.fakes.journal import JournalEntry, LiveJournal
+from watcher.fakes.models import FakeModelServer, Reply
 
 T = TypeVar("T")
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from watcher.fakes.journal import LiveJournal, journal_remote_binary, write_journal
 from watcher.source import Batch, Source, SourceEntry
-from watcher.testing.journal import LiveJournal, journal_remote_binary, write_journal
 
 
 @pytest.fixture

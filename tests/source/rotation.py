@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from watcher.testing.journal import LiveJournal
+from watcher.fakes.journal import LiveJournal
 
 
 def rotate(live: LiveJournal, seqnum: int) -> tuple[LiveJournal, Path]:

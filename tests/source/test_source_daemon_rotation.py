@@ -10,7 +10,7 @@ import pytest
 
 from tests.rigs.daemon_rig import DaemonRig, wait_until
 from watcher.demo import PRIMARY
-from watcher.testing.journal import journal_remote_binary
+from watcher.fakes.journal import journal_remote_binary
 
 from .rotation import archived_files, rotate, vacuum
 

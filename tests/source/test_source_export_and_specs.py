@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from watcher.fakes.journal import JournalEntry, write_export
 from watcher.source import (
     ExportFormatError,
     ExportSource,
@@ -17,7 +18,6 @@ from watcher.source import (
     TextFileSource,
     open_source,
 )
-from watcher.testing.journal import JournalEntry, write_export
 
 from .conftest import NO_CATCH_UP, take_all
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from watcher.fakes.journal import LiveJournal
 from watcher.source import JournalSource, PositionStore
-from watcher.testing.journal import LiveJournal
 
 from .conftest import NO_CATCH_UP, messages, take
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from watcher.fakes.journal import JournalEntry
 from watcher.parse.lines import MAX_LINE_CHARS, parse_line
 from watcher.parse.records import FallbackDecision
 from watcher.source import JournalSource
 from watcher.source._cursor import MAX_MESSAGE_BYTES, cut_message
-from watcher.testing.journal import JournalEntry
 
 from .conftest import NO_CATCH_UP
 from .test_source_journal_native import entry_tuples, scan_all

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from watcher.fakes.journal import JournalEntry, LiveJournal
 from watcher.source import JournalSource, PositionStore
-from watcher.testing.journal import JournalEntry, LiveJournal
 
 from .conftest import NO_CATCH_UP, messages, take, take_all
 

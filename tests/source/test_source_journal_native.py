@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from watcher.fakes.journal import JournalEntry
 from watcher.source import JournalSource, PositionStore, SourceEntry
 from watcher.source._journal import Scan
-from watcher.testing.journal import JournalEntry
 
 from .conftest import NO_CATCH_UP, messages, take_all
 

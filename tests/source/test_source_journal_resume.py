@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from watcher.fakes.journal import JournalEntry, LiveJournal
 from watcher.source import JournalSource, PositionStore, SourceEntry
-from watcher.testing.journal import JournalEntry, LiveJournal
 
 from .conftest import NO_CATCH_UP, messages, take, take_all
 

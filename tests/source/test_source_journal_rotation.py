@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from watcher.fakes.journal import LiveJournal
 from watcher.source import JournalSource, PositionStore, SourceEntry
-from watcher.testing.journal import LiveJournal
 
 from .conftest import NO_CATCH_UP, messages, take, take_all
 from .rotation import archived_files, rotate, vacuum

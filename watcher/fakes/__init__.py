@@ -1,5 +1,6 @@
 """Loopback fakes of the world the watcher touches (journal, model servers, Telegram).
 
 They ship in the package because ``failover-watcher demo`` runs on them; tests use the
-same ones. Every server here binds 127.0.0.1 only.
+same ones. Every server here binds loopback only, on one HTTP base
+(``watcher.fakes._http.LoopbackHttpServer``).
 """

@@ -17,13 +17,13 @@ concurrency counter::
 Paths served (with or without ``/p/<provider>``; without, the provider is
 ``default``): ``POST /api/chat``, ``GET /api/tags``, ``POST /v1/chat/completions``,
 ``POST /chat/completions``; plus ``GET /_fake/stats`` and ``POST /_fake/reset`` for a
-fake run in its own process (``python -m watcher.testing.fake_models``). A script is
+fake run in its own process (``python -m watcher.fakes.models``). A script is
 one ``Reply`` or a list of them, used in order with the last one repeating. Sync code
 (the demo, CLI tests) can run it on its own thread with ``start_in_thread()`` /
 ``stop_in_thread()``.
 
-The HTTP/1.1 handler is deliberately minimal (Content-Length bodies, keep-alive); it is
-built on ``asyncio.start_server`` so latency and hangs cost no threads.
+The HTTP side is ``watcher.fakes._http.LoopbackHttpServer``, shared with the other
+fakes.
 """
 
 from __future__ import annotations
@@ -32,19 +32,15 @@ import asyncio
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from watcher.fakes._http import LoopbackHttpServer, Request, Response
+
 DEFAULT_PROVIDER = "default"
-_REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout", 529: "Overloaded",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,26 +140,20 @@ def _is_probe(path: str, body: dict[str, Any]) -> bool:
     return isinstance(limit, int) and 0 < limit <= 1
 
 
-class FakeModelServer:
+class FakeModelServer(LoopbackHttpServer):
     """Loopback fake of Ollama and OpenAI-compatible endpoints; see the module doc."""
 
+    thread_name = "fake-models"
+
     def __init__(self, default: Reply | None = None, host: str = "127.0.0.1") -> None:
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise ValueError("the fake model server binds loopback only")
-        self.host = host
+        super().__init__(host)
         self.default = default or Reply.ok()
-        self.port: int | None = None
         self.requests: list[RecordedRequest] = []
         self.max_concurrency: dict[str, int] = defaultdict(int)
         self.in_flight: dict[str, int] = defaultdict(int)
         self.max_total_concurrency = 0  # across every provider
         self._total_in_flight = 0
         self._scripts: dict[tuple[str | None, str], _ModelScript] = {}
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = False
 
     # -- scripting ---------------------------------------------------------------
     def script(
@@ -202,12 +192,6 @@ class FakeModelServer:
         return self.default
 
     # -- addresses -----------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("the fake model server is not started")
-        return f"http://{self.host}:{self.port}"
-
     def base_url(self, provider: str = DEFAULT_PROVIDER, api: str = "ollama") -> str:
         """The ``baseUrl`` a gateway (or the prober) would use for ``provider``."""
         root = f"{self.url}/p/{provider}"
@@ -235,21 +219,11 @@ class FakeModelServer:
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> FakeModelServer:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self.open()
         return self
 
     async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._stopping = True
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
-        self._stopping = False
+        await self.close()
 
     async def __aenter__(self) -> FakeModelServer:
         return await self.start()
@@ -257,80 +231,20 @@ class FakeModelServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def start_in_thread(self) -> FakeModelServer:
+    def start_in_thread(self) -> FakeModelServer:  # type: ignore[override]
         """Run on a private event loop in a daemon thread (for sync callers)."""
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self.start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-models", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake model server did not start")
+        super().start_in_thread()
         return self
 
-    def stop_in_thread(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._thread = None
-            self._loop = None
-
     # -- HTTP ------------------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            try:
-                await self._exchange(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-                pass
-            finally:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
-        except asyncio.CancelledError:
-            # stop() cancels open connections; ending quietly keeps 3.11's stream
-            # callback from logging the cancellation as an error.
-            if not self._stopping:
-                raise
-        finally:
-            self._tasks.discard(task)
-
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            request_line = await reader.readline()
-            if not request_line.strip():
-                return
-            method, target, _ = request_line.decode("latin-1").split(" ", 2)
-            headers: dict[str, str] = {}
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b"\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length") or 0)
-            raw = await reader.readexactly(length) if length else b""
-            answer = await self._answer(method, target, headers, raw, reader)
-            if answer is None:  # hung until the client went away
-                return
-            status, extra_headers, body = answer
-            head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
-            head += [f"{k}: {v}" for k, v in extra_headers]
-            head += [f"Content-Length: {len(body)}", "", ""]
-            writer.write("\r\n".join(head).encode("latin-1") + body)
-            await writer.drain()
-            if headers.get("connection", "").lower() == "close":
-                return
+    async def handle(self, request: Request, reader: asyncio.StreamReader) -> Response | None:
+        answer = await self._answer(
+            request.method, request.target, request.headers, request.body, reader
+        )
+        if answer is None:  # hung until the client went away
+            return None
+        status, headers, body = answer
+        return Response(status, body, tuple(headers))
 
     async def _answer(
         self,
@@ -471,7 +385,7 @@ def _json_type() -> list[tuple[str, str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m watcher.testing.fake_models [--latency S]``: serve until killed;
+    """``python -m watcher.fakes.models [--latency S]``: serve until killed;
     prints the port on the first line of stdout (for benches and demos that want the
     fake's CPU out of their own process)."""
     import argparse
