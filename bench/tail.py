@@ -258,7 +258,7 @@ def main() -> int:
     if args.python_loop:
         from watcher.source import _journal
 
-        _journal._jscan = None
+        _journal.NATIVE_AVAILABLE = False
     files = sorted(p.name for p in directory.glob("*.journal"))
     print(f"journal: {directory} ({args.entries:,} entries, {len(files)} file(s))")
     if build_s is not None:

@@ -17,7 +17,7 @@ import pytest
 
 from watcher.fakes.journal import JournalEntry
 from watcher.source import JournalSource, PositionStore, SourceEntry
-from watcher.source._journal import Scan
+from watcher.source._scan import Scan
 
 from .conftest import NO_CATCH_UP, messages, take_all
 
@@ -73,9 +73,9 @@ def entry_tuples(entries: list[SourceEntry]) -> list[tuple[Any, ...]]:
 def test_the_c_scan_loop_is_built_and_used_by_default(journal_writer: Any,
                                                       journal_dir: Path) -> None:
     journal_writer(journal_dir, ["x"])
-    from watcher.source import _journal
+    from watcher.source import _scan
 
-    assert _journal._jscan is not None, (
+    assert _scan._jscan is not None, (
         "watcher/source/_jscan.c was not built: install gcc and libsystemd-dev, then "
         "`pip install -e .` (scripts/bootstrap does both)")
     source = JournalSource(journal_dir, start_at="head", follow=False)
@@ -105,7 +105,7 @@ async def test_without_the_c_extension_the_python_loop_reads_the_same(
         return [scanner, *got]
 
     built = read()
-    monkeypatch.setattr(_journal, "_jscan", None)  # as on a machine without gcc
+    monkeypatch.setattr(_journal, "NATIVE_AVAILABLE", False)  # as on a machine without gcc
     fallback = read()
     assert built[0] == "c" and fallback[0] == "python"
     assert built[1:] == fallback[1:] and len(built) > 1
@@ -195,11 +195,11 @@ async def test_catch_up_reads_ahead_in_a_thread_without_losing_or_repeating_entr
 
 
 def test_the_scan_refuses_an_object_that_is_not_a_journal_reader() -> None:
-    from watcher.source import _journal
+    from watcher.source import _scan
 
-    assert _journal._jscan is not None
+    assert _scan._jscan is not None
     with pytest.raises(TypeError, match="Reader"):
-        _journal._jscan.scan(object(), SourceEntry, 10, 10, True, -1, False)
+        _scan._jscan.scan(object(), SourceEntry, 10, 10, True, -1, False)
 
 
 async def test_c_and_python_loops_hand_out_the_same_batches_and_positions(

@@ -7,14 +7,12 @@
   10x faster than ``get_next()`` dicts), with the public API as the fallback.
 - The byte-level prefilter runs before anything else, so chatter is never decoded
   and its cursor never formatted.
-- The scan loop (next, MESSAGE, prefilter, build the kept entries) runs in C when
-  ``watcher/source/_jscan.c`` was built (``setup.py``; optional, needs gcc and
-  libsystemd-dev), on the Reader's own ``sd_journal`` with the GIL released. During
-  catch-up the next scan runs in a helper thread while the consumer applies the
-  current batch, so reading and deciding use two cores, like ``journalctl | grep``.
-  Only one thread touches the reader at a time (``_settle`` before any other use).
-  Without the extension (or with a custom ``keep``) the same loop runs in Python;
-  ``tests/source/test_source_journal_native.py`` checks both deliver the same.
+- The scan loop (next, MESSAGE, prefilter, build the kept entries) is
+  ``watcher.source._scan``: in C when ``watcher/source/_jscan.c`` was built, else in
+  Python. During catch-up the next scan runs in a helper thread while the consumer
+  applies the current batch, so reading and deciding use two cores, like
+  ``journalctl | grep``. Only one thread touches the reader at a time (``_settle``
+  before any other use).
 - Asyncio: ``loop.add_reader(reader.fileno())`` wakes the loop; ``process()`` says
   NOP / APPEND / INVALIDATE. On INVALIDATE (rotation, vacuum, files added or
   removed) libsystemd keeps the read location, so reading simply continues: nothing
@@ -43,7 +41,6 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +48,6 @@ from watcher.source._base import BatchAssembler, Source
 from watcher.source._cursor import (
     EMPTY_DIR_WARNING,
     GROUP_FIX,
-    MAX_MESSAGE_BYTES,
     SYSTEM_JOURNAL_DIRS,
     JournalCursor,
     PublicJournalCursor,
@@ -60,45 +56,20 @@ from watcher.source._cursor import (
     _unit_name,
     _user,
     check_journal_dir,
-    cut_message,
     journal_cursor,
 )
 from watcher.source._position import SavedPosition
+from watcher.source._scan import NATIVE_AVAILABLE, Scan, scan_native, scan_python
 from watcher.source._types import (
     DEFAULT_MAX_SCAN,
-    MARKER_GATE,
-    RELEVANT_MARKERS,
     Batch,
     SourceEntry,
     SourceError,
     StartAt,
-    decode,
     is_relevant,
 )
 
-try:  # the optional C scan loop (setup.py builds it when gcc and libsystemd-dev exist)
-    from watcher.source import _jscan  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the build
-    _jscan = None
-
 log = logging.getLogger("watcher.source.journal")
-
-@dataclass(frozen=True, slots=True)
-class Scan:
-    """What one pass of the scan loop read: the kept entries and where it stopped.
-
-    ``end_position``/``end_realtime_us`` are the cursor and time of the last entry read,
-    kept or not (``None``/0 when nothing was read). ``full`` says the pass stopped on a
-    bound, not at the end of the journal, so more is probably waiting.
-    """
-
-    entries: list[SourceEntry]
-    scanned: int
-    end_position: str | None
-    end_realtime_us: int
-    skip_until_us: int | None
-    full: bool
-
 
 class JournalSource(Source):
     """The default source: the gateway's entries in the systemd journal.
@@ -212,7 +183,7 @@ class JournalSource(Source):
         self._add_matches(reader)
         self._reader = reader
         self._cur = journal_cursor(reader, self.fast)
-        native_ok = (_jscan is not None and self.native and isinstance(self._cur, JournalCursor)
+        native_ok = (NATIVE_AVAILABLE and self.native and isinstance(self._cur, JournalCursor)
                      and (self.keep is is_relevant or self.keep is None))
         self.scanner = "c" if native_ok else "python"
         self._seek_start(empty_at_start, saved)
@@ -290,61 +261,13 @@ class JournalSource(Source):
 
         Touches only the reader, never the source's other state, so it may run in the
         helper thread while the consumer works (``_accept`` applies the result)."""
-        if self.scanner == "c":
-            skip = self._skip_until_us
-            entries, scanned, end, end_us, skip_after = _jscan.scan(
-                self._reader, SourceEntry, self.max_scan, self.max_batch,
-                self.keep is is_relevant, -1 if skip is None else skip,
-                bool(self.units or self.identifiers), MAX_MESSAGE_BYTES)
-            return Scan(entries, scanned, end, end_us,
-                        None if skip_after < 0 else skip_after,
-                        scanned >= self.max_scan or len(entries) >= self.max_batch)
-        return self._scan_python()
-
-    def _scan_python(self) -> Scan:
-        cur = self._cur
-        assert cur is not None, "open() first"
-        nxt, get, realtime_us, cursor = cur.next, cur.get, cur.realtime_us, cur.cursor
-        keep = self.keep
-        # The default prefilter, inlined: this loop runs for every journal entry.
-        inline = keep is is_relevant
-        mark1, mark2 = RELEVANT_MARKERS
-        gate = MARKER_GATE
-        kept: list[SourceEntry] = []
-        max_keep = self.max_batch
-        max_scan = self.max_scan
         with_fields = bool(self.units or self.identifiers)
-        scanned = 0
-        skip_until = self._skip_until_us
-        for scanned in range(1, max_scan + 1):
-            if not nxt():
-                scanned -= 1
-                break
-            if skip_until is not None:
-                if realtime_us() <= skip_until:
-                    continue
-                skip_until = None
-            try:
-                msg = get("MESSAGE")
-            except KeyError:
-                msg = b""
-            if inline:
-                if gate not in msg or (mark1 not in msg and mark2 not in msg):
-                    continue
-            elif keep is not None and not keep(msg):
-                continue
-            if len(msg) > MAX_MESSAGE_BYTES:
-                msg = cut_message(msg)
-            kept.append(SourceEntry(
-                decode(msg), realtime_us() / 1_000_000, cursor(),
-                cur.field("_SYSTEMD_UNIT") if with_fields else None,
-                cur.field("SYSLOG_IDENTIFIER") if with_fields else None,
-            ))
-            if len(kept) >= max_keep:
-                break
-        end, end_us = (cursor(), realtime_us()) if scanned else (None, 0)
-        return Scan(kept, scanned, end, end_us, skip_until,
-                    scanned >= max_scan or len(kept) >= max_keep)
+        if self.scanner == "c":
+            return scan_native(self._reader, self.keep is is_relevant, self._skip_until_us,
+                               self.max_scan, self.max_batch, with_fields)
+        assert self._cur is not None, "open() first"
+        return scan_python(self._cur, self.keep, self._skip_until_us,
+                           self.max_scan, self.max_batch, with_fields)
 
     def _settle(self) -> Scan | None:
         """Wait for the read-ahead scan, if any, and queue what it read.
