@@ -20,11 +20,6 @@ from watcher.source._types import (
     SourceError,
 )
 
-try:  # the optional C scan loop (setup.py builds it when gcc and libsystemd-dev exist)
-    from watcher.source import _jscan  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the build
-    _jscan = None
-
 log = logging.getLogger("watcher.source.journal")
 
 # The parser never reads past this many bytes of a message (``watcher.parse.lines``: at most

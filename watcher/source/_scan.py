@@ -14,6 +14,7 @@ thread while the consumer applies the previous batch.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +33,12 @@ from watcher.source._types import (
     is_relevant,
 )
 
-try:  # the optional C scan loop (setup.py builds it when gcc and libsystemd-dev exist)
-    from watcher.source import _jscan  # type: ignore[attr-defined]
+# The optional C scan loop (setup.py builds it when gcc and libsystemd-dev exist). By
+# its full name, not ``from watcher.source import _jscan``, which would import the
+# package's __init__ (and so every source) from inside one of its modules: a cycle.
+_jscan: Any
+try:
+    _jscan = importlib.import_module("watcher.source._jscan")
 except ImportError:  # pragma: no cover - depends on the build
     _jscan = None
 
