@@ -240,18 +240,6 @@ def child_main(config: Path, out: Path, profile: Path | None) -> int:
             wrap(self.audit, {"append": "audit append"})
             wrap(self.intake.outbox, {"set_meta": "outbox set_meta (fsync)"})
 
-        def open_source(self) -> Any:
-            source = super().open_source()
-            read = timed("journal read_batch", source.read_batch)
-
-            def read_batch() -> Any:
-                batch = read()
-                self._read_at = time.monotonic()
-                return batch
-
-            source.read_batch = read_batch
-            return source
-
         def _carry_out(self, pending: Any, *args: Any, **kwargs: Any) -> None:
             self._wrote_pins = self._wrote_pins or pending.write_pins
             super()._carry_out(pending, *args, **kwargs)
@@ -277,9 +265,27 @@ def child_main(config: Path, out: Path, profile: Path | None) -> int:
                 self.marks.append((us, read_at, done, self._wrote_pins, n))
             return sentences
 
+    class TimedDaemon(daemon.Daemon):
+        """The real loop; notes when each journal read returned."""
+
+        def open_source(self) -> Any:
+            source = super().open_source()
+            read = timed("journal read_batch", source.read_batch)
+            watcher = self.watcher
+            assert isinstance(watcher, TimedWatcher)
+
+            def read_batch() -> Any:
+                batch = read()
+                watcher._read_at = time.monotonic()
+                return batch
+
+            source.read_batch = read_batch  # type: ignore[method-assign]
+            return source
+
     settings = load_settings(config)
     setup_logging(settings.log_level)
     daemon.Watcher = TimedWatcher  # type: ignore[misc]
+    daemon.Daemon = TimedDaemon  # type: ignore[misc]
     prof = cProfile.Profile() if profile else None
     if prof:
         prof.enable()

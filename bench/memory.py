@@ -217,7 +217,7 @@ def profile_in_process(journal_dir: Path, entries: int, work: Path, top: int) ->
             f'state_dir = "{work / "state"}"\ngateway_config = "{work / "openclaw.json"}"\n'
             '[probes]\nenabled = false\n[metrics]\nenabled = false\n[plugin]\nrequired = false\n')
         settings = load_settings(work / "watcher.toml")
-        watcher = Watcher(settings)
+        watcher = Watcher.open(settings)
         source = JournalSource(journal_dir, units=["openclaw-gateway.service"],
                                start_at="head", follow=False, catch_up_age=math.inf)
 

@@ -4,7 +4,7 @@ Builds (once, cached under ``bench/out/``) a real journal directory of N entries
 written by systemd-journal-remote: 5% ``[model-fallback/decision]`` lines taken from
 the log contract, 1% lane hints, the rest gateway chatter. Then, in the same run:
 
-- the watcher: the daemon's own tail loop, in process. ``Watcher.open_source()`` (the
+- the watcher: the daemon's own tail loop, in process. ``Daemon.open_source()`` (the
   ``JournalSource`` with unit match, byte prefilter and the C scan loop when built),
   then ``Watcher.apply_batch`` per batch: parse (``watcher.parse.lines``), classify and
   ``to_event``, the pure ``decide`` for every event, and once per batch the
@@ -149,11 +149,12 @@ required = false
 
 
 async def watcher_pass(directory: Path, root: Path) -> tuple[float, dict[str, int]]:
-    """The daemon's tail loop (``Watcher._tail``) over the whole journal, timed."""
+    """The daemon's tail loop (``Daemon._tail``) over the whole journal, timed."""
     from watcher.config import load_settings
+    from watcher.shell.loop import Daemon
     from watcher.shell.watcher import Watcher
 
-    watcher = Watcher(load_settings(daemon_world(directory, root)))
+    watcher = Watcher.open(load_settings(daemon_world(directory, root)))
     writes = {"snapshot": 0, "pins": 0}
     snapshot_write, write_pins = watcher.snapshot.write, watcher._write_pins
 
@@ -169,7 +170,7 @@ async def watcher_pass(directory: Path, root: Path) -> tuple[float, dict[str, in
     watcher._write_pins = count_pins  # type: ignore[method-assign]
     counts = {"batches": 0, "sentences": 0}
     t0 = time.perf_counter()
-    source = watcher.open_source()
+    source = Daemon(watcher).open_source()
     source.follow = False  # the daemon would wait for more at the end; the bench stops
     async for batch in source.batches():
         counts["sentences"] += len(watcher.apply_batch(batch, source))

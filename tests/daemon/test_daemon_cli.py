@@ -96,7 +96,7 @@ def test_pin_hold_and_release_are_adopted_by_the_watcher_as_operator_overrides(
     capsys,  # type: ignore[no-untyped-def]
 ) -> None:
     config = str(setup / "watcher.toml")
-    watcher = Watcher(load_settings(setup / "watcher.toml"))
+    watcher = Watcher.open(load_settings(setup / "watcher.toml"))
     assert (setup / "state" / "fallback-state.json").exists()  # written at first start
     assert (
         main(
@@ -162,7 +162,7 @@ def test_replay_runs_the_core_on_the_recorded_clock_without_touching_live_state(
 
 
 def test_status_shows_the_agent_in_fallback_with_its_class(setup: Path) -> None:
-    watcher = Watcher(load_settings(setup / "watcher.toml"))
+    watcher = Watcher.open(load_settings(setup / "watcher.toml"))
     from watcher.classify.evidence import to_event
     from watcher.parse.lines import parse_line
 

@@ -41,7 +41,7 @@ def world() -> Iterator[Path]:
     root.chmod(0o755)
     try:
         write_file_world(root, CHAINS)
-        Watcher(load_settings(root / "watcher.toml")).intake.outbox.close()  # first pin file
+        Watcher.open(load_settings(root / "watcher.toml")).intake.outbox.close()  # first pin file
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -248,7 +248,7 @@ def test_status_works_on_a_quiet_journal_as_soon_as_the_daemon_has_started(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_file_world(tmp_path, CHAINS)  # its text log is empty: nothing ever arrives
-    watcher = Watcher(load_settings(tmp_path / "watcher.toml"))
+    watcher = Watcher.open(load_settings(tmp_path / "watcher.toml"))
     watcher.apply([])  # what run() does first
     watcher.intake.outbox.close()
     assert main(["status", "--json", "--config", str(tmp_path / "watcher.toml")]) == 0
@@ -260,7 +260,7 @@ def test_status_lag_is_the_daemons_lag_not_the_age_of_the_last_entry(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_file_world(tmp_path, CHAINS)
-    watcher = Watcher(load_settings(tmp_path / "watcher.toml"))
+    watcher = Watcher.open(load_settings(tmp_path / "watcher.toml"))
     now = time.time()
     # caught up when the last entry arrived, 1,192 s ago; quiet since
     watcher.lag_s = 0.007
@@ -353,7 +353,7 @@ def test_a_hold_ending_says_so_and_a_success_inside_a_cooldown_is_logged(
     from watcher.parse.lines import parse_line
 
     write_file_world(tmp_path, CHAINS)
-    watcher = Watcher(load_settings(tmp_path / "watcher.toml"))
+    watcher = Watcher.open(load_settings(tmp_path / "watcher.toml"))
     now = time.time()
     watcher.apply([Hold("nexus", "ollama/glm-5:cloud", now + 60, "test", "alice")], now=now)
     sentences = watcher.apply([Tick()], now=now + 61)
@@ -380,7 +380,7 @@ def test_every_counter_rules_use_is_exported_at_zero_before_its_first_increment(
     tmp_path: Path,
 ) -> None:
     write_file_world(tmp_path, CHAINS)
-    watcher = Watcher(load_settings(tmp_path / "watcher.toml"))
+    watcher = Watcher.open(load_settings(tmp_path / "watcher.toml"))
     text = watcher.metrics.exposition().decode()
     watcher.intake.outbox.close()
     for series in (
@@ -400,7 +400,7 @@ def test_the_audit_names_who_ran_pin_hold_and_pin_set_and_keeps_the_note(
     import getpass
 
     config = str(world / "watcher.toml")
-    watcher = Watcher(load_settings(world / "watcher.toml"))
+    watcher = Watcher.open(load_settings(world / "watcher.toml"))
     assert main(["pin", "hold", "nexus", "ollama/glm-5:cloud", "--note", "maint",
                  "--config", config]) == 0
     watcher.apply([])
@@ -421,7 +421,7 @@ def test_the_audit_names_who_ran_pin_hold_and_pin_set_and_keeps_the_note(
 def _audited_world(world: Path) -> tuple[Path, Watcher]:
     """A world whose audit log has a few records, written by a real daemon step."""
     config = str(world / "watcher.toml")
-    watcher = Watcher(load_settings(world / "watcher.toml"))
+    watcher = Watcher.open(load_settings(world / "watcher.toml"))
     for model in ("ollama/glm-5:cloud", "deepseek/deepseek-v4-flash", "ollama/glm-5:cloud"):
         assert main(["pin", "set", "nexus", model, "--config", config]) == 0
         watcher.apply([])
@@ -459,7 +459,7 @@ def test_a_tampered_audit_log_gets_its_own_card_and_a_warning(
     log.write_text("".join(lines[:-1]))
     (world / "state" / "audit.jsonl.head").unlink()
     with caplog.at_level("WARNING", logger="watcher.shell.watcher"):
-        again = Watcher(load_settings(world / "watcher.toml"))
+        again = Watcher.open(load_settings(world / "watcher.toml"))
     assert any("did not verify and was set aside" in r.getMessage() for r in caplog.records)
     cards = again.intake.outbox.cards()
     assert [c.alert.type.value for c in cards][-1:] == ["AUDIT_TAMPERED"], cards
@@ -474,12 +474,12 @@ def test_chains_changed_while_stopped_are_adopted_at_start_up(tmp_path: Path) ->
     """The start-up apply runs inside the Watcher's constructor, before the loop has
     wired the probe scheduler: it must not trip over what is not wired yet."""
     write_file_world(tmp_path, CHAINS)
-    first = Watcher(load_settings(tmp_path / "watcher.toml"))
+    first = Watcher.open(load_settings(tmp_path / "watcher.toml"))
     first.apply([])
     first.intake.outbox.close()
     fewer = {"nexus": CHAINS["nexus"][:2]}
     write_file_world(tmp_path, fewer)  # openclaw.json edited while the daemon was down
-    again = Watcher(load_settings(tmp_path / "watcher.toml"))
+    again = Watcher.open(load_settings(tmp_path / "watcher.toml"))
     assert dict(again.state.chains) == {"nexus": tuple(fewer["nexus"])}
     assert set(json.loads((tmp_path / "state" / "fallback-state.json").read_text())["agents"]) \
         == {"nexus"}

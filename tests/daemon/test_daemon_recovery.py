@@ -22,7 +22,7 @@ def test_audit_records_pending_behind_a_torn_tail_are_all_written_on_restart(
     tmp_path: Path,
 ) -> None:
     config = _setup(tmp_path)
-    first = Watcher(load_settings(config))
+    first = Watcher.open(load_settings(config))
     first._carry_out = lambda pending, **_: None  # type: ignore[method-assign]  # dies here
     first.apply(
         [Hold("nexus", "ollama/glm-5:cloud", actor="alice"), Release("nexus", actor="alice")]
@@ -36,7 +36,7 @@ def test_audit_records_pending_behind_a_torn_tail_are_all_written_on_restart(
         log.write('{"seq": 99, "type": "OPERATOR_OVERR')
     first.intake.outbox.close()
 
-    second = Watcher(load_settings(config))
+    second = Watcher.open(load_settings(config))
     second.intake.outbox.close()
     result = audit.verify(tmp_path / "state" / "audit.jsonl")
     assert result.ok, result.sentence()
@@ -58,7 +58,7 @@ def test_a_pin_lock_held_past_the_timeout_delays_the_batch_but_loses_nothing(
     import time
 
     config = _setup(tmp_path)
-    watcher = Watcher(load_settings(config))
+    watcher = Watcher.open(load_settings(config))
     watcher.pins._flock.timeout = 0.2  # the store's 10 s, shortened for the test
     lock = tmp_path / "state" / "fallback-state.json.lock"
     holder = subprocess.Popen(["flock", str(lock), "sleep", "0.8"])
@@ -102,7 +102,7 @@ def test_a_card_raised_before_a_flap_starts_in_the_same_batch_is_not_suppressed_
         f"{head}candidate_succeeded requested={primary} candidate={primary} "
         "reason=unknown next=none"
     )
-    watcher = Watcher(load_settings(config))
+    watcher = Watcher.open(load_settings(config))
     seen: list[list[tuple[int, dict[str, object]]]] = []
     carry_out = watcher._carry_out
 

@@ -21,6 +21,7 @@ from watcher.fakes.botapi import FakeBotApi, SentMessage
 from watcher.fakes.models import FakeModelServer
 from watcher.oversight.poller import TelegramControl
 from watcher.parse.lines import parse_line
+from watcher.shell.loop import Daemon
 from watcher.shell.watcher import AUDIT_FILENAME, Watcher
 
 T = TypeVar("T")
@@ -147,9 +148,9 @@ async def running(root: Path, *, control: str = "") -> AsyncIterator[Rig]:
     (root / "watcher.toml").write_text(config_text(root, bot, control))
     env = {"DEMO_BOT_TOKEN": DEMO_TOKEN, "DEMO_DEEPSEEK_KEY": "test-key-0000"}
     clock = Clock()
-    watcher = Watcher(load_settings(root / "watcher.toml"), clock=clock, environ=env)
+    watcher = Watcher.open(load_settings(root / "watcher.toml"), clock=clock, environ=env)
     assert watcher.alert_service is not None
-    ctl = watcher._build_control()
+    ctl = Daemon(watcher).build_control()
     assert isinstance(ctl, TelegramControl)
     await watcher.alert_service.start()
     await ctl.start()

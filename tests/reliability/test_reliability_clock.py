@@ -80,7 +80,7 @@ class Daemon:
     def __init__(self, config: Path, clocks: Clocks, clock: SteadyClock) -> None:
         self.clocks = clocks
         self.clock = clock
-        self.watcher = Watcher(load_settings(config), clock=clock)
+        self.watcher = Watcher.open(load_settings(config), clock=clock)
         clock.bind(self.watcher.metrics.clock, lambda: self.watcher.state)
         self.probes = 0
 

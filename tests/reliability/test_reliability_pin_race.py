@@ -71,7 +71,7 @@ def config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def watcher(config: Path) -> Iterator[EditAfterRead]:
-    w = EditAfterRead(load_settings(config))
+    w = EditAfterRead.open(load_settings(config))
     w.apply([Tick()])  # as run() does first: the store has read the file
     yield w
     w.intake.outbox.close()
@@ -120,7 +120,7 @@ def test_invalid_edit_landing_between_read_and_write_is_quarantined_and_announce
 def test_edit_made_while_stopped_survives_a_pin_write_left_pending_by_a_crash(
     config: Path,
 ) -> None:
-    first = Watcher(load_settings(config))
+    first = Watcher.open(load_settings(config))
     first.apply([Hold("hermes", "ollama/glm-5:cloud", note="before the crash")])
     first.intake.outbox.close()
     # A crash after the snapshot and before the pin write leaves the write pending.
@@ -130,7 +130,7 @@ def test_edit_made_while_stopped_survives_a_pin_write_left_pending_by_a_crash(
     snapshot_path.write_text(json.dumps(snapshot))
     flock_jq(first.pins.path, HOLD_NEXUS)  # the operator edits while the watcher is down
 
-    second = Watcher(load_settings(config))  # recovers the pending write
+    second = Watcher.open(load_settings(config))  # recovers the pending write
     try:
         second.apply([Tick()])  # what run() does first
         nexus = second.state.agents["nexus"]

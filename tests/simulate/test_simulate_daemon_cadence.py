@@ -45,7 +45,7 @@ class ThroughTheDaemon(Simulation):
         root.mkdir(parents=True, exist_ok=True)
         write_file_world(root, self.scenario.chains)
         settings = load_settings(root / "watcher.toml", policy=self.policy)
-        self.watcher = Watcher(settings, clock=lambda: self.now, rng=self.rng)
+        self.watcher = Watcher.open(settings, clock=lambda: self.now, rng=self.rng)
         self.probes = RequestedProbes(self)
         self.watcher.scheduler = self.probes  # type: ignore[assignment]
 

@@ -66,6 +66,7 @@ def _unfit_state_dir(path: Path, live: Path) -> str | None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from watcher.shell.batches import events_of
     from watcher.shell.watcher import Watcher
     from watcher.source import SourceError, open_source
 
@@ -101,7 +102,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         settings = base.model_copy(update=overrides)
         clock = [0.0]
         try:
-            watcher = Watcher(settings, clock=lambda: clock[0])
+            watcher = Watcher.open(settings, clock=lambda: clock[0])
             source = open_source(
                 args.source,
                 follow=False,
@@ -120,7 +121,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         async def drain() -> None:
             nonlocal last_tick, records
             async for batch in source.batches():
-                for event in watcher.events_of(batch, source):
+                for event in events_of(batch, source, watcher.metrics.watcher):
                     ts = getattr(getattr(event, "record", None), "ts", None)
                     if ts is not None:
                         clock[0] = max(clock[0], ts)

@@ -30,10 +30,13 @@ StateCommand = HoldCommand | ReleaseCommand | FailbackCommand | MuteCommand
 
 
 class Steerable(Protocol):
-    """What the commands need from the daemon (``watcher.shell.watcher.Watcher``)."""
+    """What the commands need from the daemon (``watcher.shell.loop.Daemon``)."""
 
-    state: State
-    state_dir: Path
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def state_dir(self) -> Path: ...
 
     async def apply_async(
         self,

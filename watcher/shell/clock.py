@@ -103,7 +103,7 @@ def quiet(state: State, now: float) -> bool:
 
 
 class SteadyClock:
-    """A callable ``() -> epoch seconds`` for ``Watcher(clock=...)``; see the module doc.
+    """A callable ``() -> epoch seconds`` for ``Watcher.open(..., clock=...)``; see the module doc.
 
     ``wall``, ``steady`` and ``boot_id`` are injectable so tests can step the wall
     clock without sleeping. ``may_rejoin`` is asked, while the wall clock is ahead,

@@ -2,8 +2,8 @@
 sd_notify, the pin-lock wait that keeps the loop free, probe and Telegram-control
 wiring, chain polling, and the metrics server.
 
-``DaemonLoop`` is the half of ``watcher.shell.watcher.Watcher`` that knows about
-asyncio; the other half, ``apply`` and the effects, knows nothing of it.
+``Daemon`` holds the ``watcher.shell.watcher.Watcher`` it drives: the Watcher owns the
+state, ``apply`` and the effects, and knows nothing of asyncio.
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from watcher import __version__
-from watcher.alerts.intake import AlertIntake
-from watcher.alerts.service import AlertService
-from watcher.config import WatcherSettings
 from watcher.core.decide import probe_targets
 from watcher.core.events import (
     ChainsChanged,
@@ -29,28 +26,25 @@ from watcher.core.events import (
     Tick,
 )
 from watcher.core.evidence import ProbeResult
-from watcher.core.policy import Policy
 from watcher.core.state import State
 from watcher.core.transitions import Alert, TransitionType
-from watcher.gateway.chains import ChainSource, GatewayConfig
-from watcher.gateway.plugin import PluginCheck
+from watcher.gateway.chains import GatewayConfig
 from watcher.pins.check import chains_validator
 from watcher.pins.store import (
     DEFAULT_LOCK_TIMEOUT,
-    PinStore,
 )
 from watcher.probe.budget import BudgetStatus
 from watcher.probe.client import ProbeClient, ProbeTimeouts
 from watcher.probe.providers import ProviderDirectory
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
-from watcher.shell.snapshot import Snapshot, SnapshotPosition
-from watcher.source import Batch, Source, SourceError, open_source
-from watcher.support.metrics import Metrics
+from watcher.shell.snapshot import SnapshotPosition
+from watcher.source import Source, SourceError, open_source
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from watcher.oversight.poller import TelegramControl
+    from watcher.shell.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -72,49 +66,25 @@ def sd_notify(message: str) -> None:
         log.debug("sd_notify failed: %s", exc)
 
 
-class DaemonLoop:
-    """Tasks, signals and wiring; mixed into ``Watcher``, whose state it drives."""
+class Daemon:
+    """The running daemon: a ``Watcher`` (state and ``apply``) driven by tasks, signals
+    and wiring. Only this knows about asyncio; the ``Watcher`` knows nothing of it."""
 
-    # Provided by ``Watcher`` (the decision half).
-    settings: WatcherSettings
-    state: State
-    clock: Callable[[], float]
-    policy: Policy
-    environ: dict[str, str] | None
-    metrics: Metrics
-    pins: PinStore
-    snapshot: Snapshot
-    chain_source: ChainSource
-    alert_service: AlertService | None
-    prober: FailbackProber | None
-    scheduler: ProbeScheduler | None
-    lag_s: float | None
-    state_dir: Path
-    intake: AlertIntake
-    _stop: asyncio.Event
-    _reload: bool
-    _lock_wait_since: float | None
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+        self.settings = watcher.settings
+        self._stop = asyncio.Event()
+        self._reload = False
+        self._lock_wait_since: float | None = None  # monotonic; a decision waits for it
+        self.metrics_port: int | None = None
 
-    def apply(
-        self,
-        events: list[Event],
-        *,
-        position: dict[str, Any] | None = None,
-        now: float | None = None,
-    ) -> list[str]:
-        raise NotImplementedError
+    @property
+    def state(self) -> State:
+        return self.watcher.state
 
-    def apply_batch(self, batch: Batch, source: Source) -> list[str]:
-        raise NotImplementedError
-
-    def check_plugin(self, *, announce: bool) -> PluginCheck:
-        raise NotImplementedError
-
-    def heartbeat(self) -> None:
-        raise NotImplementedError
-
-    def _carry_out_alert(self, alert: Alert) -> None:
-        raise NotImplementedError
+    @property
+    def state_dir(self) -> Path:
+        return self.watcher.state_dir
 
     @contextlib.asynccontextmanager
     async def pin_lock_held(self) -> AsyncIterator[None]:
@@ -125,19 +95,19 @@ class DaemonLoop:
         Now only the decision waits; the lock is polled, and everything else runs."""
         started = time.monotonic()
         warned_at = 0.0
-        while not self.pins.try_hold():
+        while not self.watcher.pins.try_hold():
             if self._lock_wait_since is None:
                 self._lock_wait_since = started
             await asyncio.sleep(LOCK_POLL_ASYNC_S)
             waited = time.monotonic() - started
             if waited - warned_at >= DEFAULT_LOCK_TIMEOUT:
                 warned_at = waited
-                self.metrics.watcher.pin_lock_timeouts.inc()
+                self.watcher.metrics.watcher.pin_lock_timeouts.inc()
                 log.warning(
                     "the pin file lock %s.lock has been held by someone else for %.0f s; "
                     "decisions wait for it, everything else goes on (is an operator "
                     "script looping on it?)",
-                    self.pins.path,
+                    self.watcher.pins.path,
                     waited,
                 )
         if self._lock_wait_since == started:
@@ -145,7 +115,7 @@ class DaemonLoop:
         try:
             yield
         finally:
-            self.pins.release_hold()
+            self.watcher.pins.release_hold()
 
     async def apply_async(
         self,
@@ -157,7 +127,7 @@ class DaemonLoop:
         """``apply`` from the event loop: the pin lock is awaited first, so ``apply``
         finds it held and never blocks the loop."""
         async with self.pin_lock_held():
-            return self.apply(events, position=position, now=now)
+            return self.watcher.apply(events, position=position, now=now)
 
     def open_source(self) -> Source:
         j = self.settings.journal
@@ -169,7 +139,7 @@ class DaemonLoop:
             start_at=j.start_at,
             catch_up_age=j.catch_up_age_s,
             max_batch=j.max_batch,
-            store=SnapshotPosition(self.snapshot, spec),
+            store=SnapshotPosition(self.watcher.snapshot, spec),
         )
         source.open()
         return source
@@ -180,20 +150,20 @@ class DaemonLoop:
         directory = ProviderDirectory.build(self.settings.providers, config.providers)
         client = ProbeClient(
             timeouts=ProbeTimeouts(total=self.settings.probes.timeout_s),
-            environ=self.environ,
+            environ=self.watcher.environ,
         )
 
         async def on_result(result: ProbeResult) -> None:
             provider = result.model.partition("/")[0]
             outcome = "ok" if result.ok else str(result.failure_class or "unknown")
-            self.metrics.watcher.probe_results.labels(provider, outcome).inc()
+            self.watcher.metrics.watcher.probe_results.labels(provider, outcome).inc()
             await self.apply_async([result])
 
         async def on_budget(status: BudgetStatus) -> None:
-            self._carry_out_alert(
+            self.watcher._carry_out_alert(
                 Alert(
                     TransitionType.PROBE_BUDGET_EXHAUSTED,
-                    ts=self.clock(),
+                    ts=self.watcher.clock(),
                     detail=f"provider {status.provider}: {status.used}/{status.limit} probes "
                     "used today; probing stops until the reset",
                 )
@@ -208,16 +178,16 @@ class DaemonLoop:
         )
 
     def probe_targets(self) -> list[str]:
-        return probe_targets(self.state, self.clock(), self.policy)
+        return probe_targets(self.watcher.state, self.watcher.clock(), self.watcher.policy)
 
     async def probe_now(self, ref: str) -> ProbeResult:
         """One probe of ``ref`` right now, for an operator's failback: the same provider
         directory and probe settings as the scheduled probes, outside their cadence."""
         directory = (
-            self.prober.directory
-            if self.prober is not None
+            self.watcher.prober.directory
+            if self.watcher.prober is not None
             else ProviderDirectory.build(
-                self.settings.providers, self.chain_source.config.providers
+                self.settings.providers, self.watcher.chain_source.config.providers
             )
         )
         provider = directory.for_model(ref)
@@ -225,18 +195,18 @@ class DaemonLoop:
             return ProbeResult(
                 model=ref,
                 ok=False,
-                started_at=self.clock(),
+                started_at=self.watcher.clock(),
                 latency_s=0.0,
-                probe_id=f"operator-{int(self.clock() * 1000)}",
+                probe_id=f"operator-{int(self.watcher.clock() * 1000)}",
                 detail=f"no provider settings for {ref}; cannot probe it",
             )
         timeouts = ProbeTimeouts(total=self.settings.probes.timeout_s)
-        async with ProbeClient(timeouts=timeouts, environ=self.environ) as client:
+        async with ProbeClient(timeouts=timeouts, environ=self.watcher.environ) as client:
             return await client.probe(ref, provider)
 
     # -- operator commands ---------------------------------------------------------------
 
-    def _build_control(self) -> TelegramControl | None:
+    def build_control(self) -> TelegramControl | None:
         """The Telegram commands and card buttons, when ``[control]`` enables them."""
         if not self.settings.control.enabled or self.settings.alerts is None:
             return None
@@ -246,35 +216,35 @@ class DaemonLoop:
             self.settings.control,
             self.settings.alerts,
             self,
-            environ=self.environ,
-            clock=self.clock,
+            environ=self.watcher.environ,
+            clock=self.watcher.clock,
         )
-        if self.alert_service is not None:
-            self.alert_service.sender.markup_for = control.markup_for
+        if self.watcher.alert_service is not None:
+            self.watcher.alert_service.sender.markup_for = control.markup_for
         return control
 
     # -- reload, status ----------------------------------------------------------------
 
     def poll_chains(self) -> None:
-        stamp = self.chain_source.stamp
-        config, error = self.chain_source.poll()
-        if self.chain_source.stamp != stamp:  # the file changed: its plugins section too
-            self.check_plugin(announce=False)
+        stamp = self.watcher.chain_source.stamp
+        config, error = self.watcher.chain_source.poll()
+        if self.watcher.chain_source.stamp != stamp:  # the file changed: its plugins section too
+            self.watcher.check_plugin(announce=False)
         if error is not None:
-            self.apply([ChainsChanged(config.chains, error=str(error))])
-        elif dict(config.chains) != dict(self.state.chains):
-            self.pins.validator = chains_validator(config.chains)
-            self.apply([ChainsChanged(config.chains)])
-            if self.prober is not None:
-                self.prober.update_directory(
+            self.watcher.apply([ChainsChanged(config.chains, error=str(error))])
+        elif dict(config.chains) != dict(self.watcher.state.chains):
+            self.watcher.pins.validator = chains_validator(config.chains)
+            self.watcher.apply([ChainsChanged(config.chains)])
+            if self.watcher.prober is not None:
+                self.watcher.prober.update_directory(
                     ProviderDirectory.build(self.settings.providers, config.providers)
                 )
 
     def status_line(self) -> str:
-        in_fallback = sorted(a for a, s in self.state.agents.items() if s.in_fallback)
-        now = self.clock()
-        cooling = sorted(r for r, h in self.state.models.items() if h.in_cooldown(now))
-        lag = f"{self.lag_s:.1f}s" if self.lag_s is not None else "n/a"
+        in_fallback = sorted(a for a, s in self.watcher.state.agents.items() if s.in_fallback)
+        now = self.watcher.clock()
+        cooling = sorted(r for r, h in self.watcher.state.models.items() if h.in_cooldown(now))
+        lag = f"{self.watcher.lag_s:.1f}s" if self.watcher.lag_s is not None else "n/a"
         return (
             f"{len(in_fallback)} agent(s) in fallback"
             + (f" ({', '.join(in_fallback)})" if in_fallback else "")
@@ -307,25 +277,25 @@ class DaemonLoop:
             log.error("%s", exc)
             return 1
         metrics_server = self._start_metrics()
-        control = self._build_control()  # before the sender starts: cards get buttons
-        if self.alert_service is not None:
-            await self.alert_service.start()
+        control = self.build_control()  # before the sender starts: cards get buttons
+        if self.watcher.alert_service is not None:
+            await self.watcher.alert_service.start()
         if control is not None:
             await control.start()
         if self.settings.probes.enabled:
-            self.prober = self.build_prober(self.chain_source.config)
+            self.watcher.prober = self.build_prober(self.watcher.chain_source.config)
             # No timer of its own (so no jitter or first-run delay): it runs the probes
             # apply hands it, on the core's cadence; interval_s is for its overrun warning.
-            self.scheduler = ProbeScheduler(
-                self.prober, self.probe_targets, interval_s=self.settings.probes.interval_s
+            self.watcher.scheduler = ProbeScheduler(
+                self.watcher.prober, self.probe_targets, interval_s=self.settings.probes.interval_s
             )
-            self.scheduler.start(on_request_only=True)
+            self.watcher.scheduler.start(on_request_only=True)
         # The watchdog first: the start-up step below may wait for a held pin lock.
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         async with self.pin_lock_held():
-            self.apply([Tick()])  # adopt hand edits made while stopped; expire old holds
-            self.check_plugin(announce=True)
-            self.heartbeat()
+            self.watcher.apply([Tick()])  # adopt hand edits made while stopped; expire old holds
+            self.watcher.check_plugin(announce=True)
+            self.watcher.heartbeat()
         sd_notify(f"READY=1\nSTATUS={self.status_line()}")
         log.info("failover-watcher %s running: %s", __version__, self.status_line())
         tasks = [
@@ -344,14 +314,14 @@ class DaemonLoop:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.scheduler is not None:
-            self.scheduler.shutdown()
+        if self.watcher.scheduler is not None:
+            self.watcher.scheduler.shutdown()
         if control is not None:
             await control.stop()
-        if self.alert_service is not None:
-            await self.alert_service.stop(grace_s=3.0)
+        if self.watcher.alert_service is not None:
+            await self.watcher.alert_service.stop(grace_s=3.0)
         else:
-            self.intake.outbox.close()
+            self.watcher.intake.outbox.close()
         if control is not None:
             control.close()
         if metrics_server is not None:
@@ -363,7 +333,7 @@ class DaemonLoop:
     async def _tail(self, source: Source) -> None:
         async for batch in source.batches():
             async with self.pin_lock_held():
-                self.apply_batch(batch, source)
+                self.watcher.apply_batch(batch, source)
             if self._stop.is_set():
                 break
 
@@ -379,8 +349,8 @@ class DaemonLoop:
                     log.info("reloaded: %s", self.status_line())
                 else:
                     self.poll_chains()
-                self.apply([Tick()])
-                self.heartbeat()
+                self.watcher.apply([Tick()])
+                self.watcher.heartbeat()
 
     async def _watchdog(self) -> None:
         """``WATCHDOG=1`` at half the unit's ``WatchdogSec``, and ``STATUS=`` every tick.
@@ -408,9 +378,10 @@ class DaemonLoop:
             return None
         from prometheus_client import start_http_server
 
-        server, _thread = start_http_server(m.port, addr=m.host, registry=self.metrics.registry)
+        registry = self.watcher.metrics.registry
+        server, _thread = start_http_server(m.port, addr=m.host, registry=registry)
         self.metrics_port = server.server_address[1]
-        (self.state_dir / "metrics.port").write_text(f"{self.metrics_port}\n")
+        (self.watcher.state_dir / "metrics.port").write_text(f"{self.metrics_port}\n")
         log.info("metrics on http://%s:%d/metrics", m.host, self.metrics_port)
         return server
 

@@ -1,4 +1,4 @@
-"""``failover-watcher run``: build the ``Watcher`` on a steady clock and run its loop;
+"""``failover-watcher run``: open the ``Watcher`` on a steady clock and run its ``Daemon``;
 say in one line, never a traceback, why it cannot start."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from watcher.config import WatcherSettings
 from watcher.gateway.chains import GatewayConfigError
 from watcher.probe.providers import ProviderDirectory
+from watcher.shell.loop import Daemon
 from watcher.shell.snapshot import SnapshotError
 from watcher.shell.watcher import Watcher
 from watcher.support.statedir import SNAPSHOT_FILENAME
@@ -36,10 +37,10 @@ def run(settings: WatcherSettings) -> int:
     from watcher.alerts.config import TokenUnavailable
 
     try:
-        watcher = Watcher(settings, clock=clock)
+        watcher = Watcher.open(settings, clock=clock)
         clock.bind(watcher.metrics.clock, lambda: watcher.state)
         _register_provider_secrets(settings, watcher.chain_source.config.providers)
-        return asyncio.run(watcher.run())
+        return asyncio.run(Daemon(watcher).run())
     except GatewayConfigError as exc:
         log.error("cannot read the gateway config %s: %s", settings.gateway_config, exc)
     except TokenUnavailable as exc:

@@ -5,7 +5,9 @@
 - effects are carried out by thin adapters: pin store, audit log, alert intake
   (outbox; the Telegram sender is its own task), metrics;
 - the loop that feeds it (tasks, signals, sd_notify, probes, Telegram control) is
-  ``watcher.shell.loop.DaemonLoop``; the entry point is ``watcher.shell.main.run``.
+  ``watcher.shell.loop.Daemon``, which holds a ``Watcher``; the entry point is
+  ``watcher.shell.main.run``. ``Watcher.open`` makes one and brings it back to where
+  the last run stopped.
 
 Crash consistency (``watcher.shell.snapshot``): each applied batch first writes
 ``core-state.json`` atomically (state, source position, and the effects still to
@@ -19,7 +21,6 @@ loses nor repeats a transition.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -35,7 +36,6 @@ from watcher.alerts.intake import AlertIntake
 from watcher.alerts.outbox import DEFAULT_FILENAME, Outbox
 from watcher.alerts.service import AlertService
 from watcher.audit.log import AuditLog, anchor_of
-from watcher.classify.evidence import to_event
 from watcher.config import WatcherSettings
 from watcher.core.decide import decide, initial_state
 from watcher.core.effects import (
@@ -52,7 +52,7 @@ from watcher.core.state import State, check_invariants, from_json
 from watcher.core.transitions import Alert, TransitionType
 from watcher.gateway.chains import ChainSource
 from watcher.gateway.plugin import PluginCheck, check_plugin
-from watcher.parse.records import FallbackDecision, PluginState, Unparsed
+from watcher.parse.records import PluginState
 from watcher.pins.check import chains_validator
 from watcher.pins.store import (
     DEFAULT_LOCK_TIMEOUT,
@@ -63,8 +63,8 @@ from watcher.pins.store import (
 )
 from watcher.pins.view import to_pinfile
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
+from watcher.shell.batches import events_of
 from watcher.shell.effects import StagedEffects
-from watcher.shell.loop import DaemonLoop
 from watcher.shell.snapshot import Pending, Snapshot
 from watcher.source import Batch, Source
 from watcher.support.metrics import Metrics
@@ -77,7 +77,7 @@ AUDIT_FILENAME = "audit.jsonl"
 ALERT_SEQ_META = "daemon_alert_seq"
 
 
-class Watcher(DaemonLoop):
+class Watcher:
     """The wired daemon. ``apply`` is the only place state changes."""
 
     def __init__(
@@ -98,21 +98,19 @@ class Watcher(DaemonLoop):
             update={"paid_providers": settings.policy.paid_providers | paid}
         )
         self.state_dir = Path(settings.state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.metrics = Metrics()
         self.metrics.initialise((t.value for t in TransitionType),
                                 (r.value for r in SuppressionReason))
-        self._stop = asyncio.Event()
-        self._reload = False
         self._alert_seq = 0
         self._position: dict[str, Any] | None = None
         self.last_sentence = ""
         self.applied_entries = 0
         self.lag_s: float | None = None
         self._pins_written_at: float | None = None
-        self._lock_wait_since: float | None = None  # monotonic; a decision waits for it
         self.plugin_check: PluginCheck | None = None
-        # Set by the loop once running; apply (which may run in here) asks for them.
+        # Set by the loop (``watcher.shell.loop.Daemon``) once running: apply hands the
+        # probes the core asks for to the scheduler; operator probes use the prober's
+        # provider directory.
         self.prober: FailbackProber | None = None
         self.scheduler: ProbeScheduler | None = None
 
@@ -134,7 +132,31 @@ class Watcher(DaemonLoop):
         else:
             outbox = Outbox(self.state_dir / DEFAULT_FILENAME, metrics=self.metrics.alerts)
             self.intake = AlertIntake(outbox, tz=UTC, metrics=self.metrics.alerts)
+        self._audit_problem = audit_problem
         self.state = self._load_state()
+
+    @classmethod
+    def open(
+        cls,
+        settings: WatcherSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> Watcher:
+        """Make the state directory if needed, wire a ``Watcher`` on it, and bring it
+        back to where the last run stopped (``start_up``). The constructor alone only
+        wires the parts and reads their files: it makes no directory, replays nothing,
+        and writes no pin file and no card."""
+        Path(settings.state_dir).mkdir(parents=True, exist_ok=True, mode=0o750)
+        watcher = cls(settings, clock=clock, rng=rng, environ=environ)
+        watcher.start_up()
+        return watcher
+
+    def start_up(self) -> None:
+        """Replay what a crash left pending, take in an openclaw.json changed while
+        stopped, give a first start its pin file, and say if the audit log had to be
+        set aside. Once, before the first ``apply``."""
         self._recover()
         chains = self.chain_source.config.chains
         if dict(self.state.chains) != dict(chains):
@@ -143,15 +165,16 @@ class Watcher(DaemonLoop):
             self.apply([ChainsChanged(chains)])
         if not self.pins.path.exists():  # first start: the gateway gets a pin file at once
             self._write_pins_now()
-        if audit_problem:
+        problem, self._audit_problem = self._audit_problem, None
+        if problem:
             log.warning("the audit log %s did not verify and was set aside; a new chain "
                         "starts, its first record names the old file: %s",
-                        self.audit.path, audit_problem)
+                        self.audit.path, problem)
             self._carry_out_alert(
                 Alert(
                     TransitionType.AUDIT_TAMPERED,
                     ts=self.clock(),
-                    detail=audit_problem,
+                    detail=problem,
                     extra={"set_aside_as": self.audit.set_aside_as or "?"},
                 )
             )
@@ -396,34 +419,8 @@ class Watcher(DaemonLoop):
 
     # -- journal ----------------------------------------------------------------------
 
-    def events_of(self, batch: Batch, source: Source) -> list[Event]:
-        events: list[Event] = []
-        w = self.metrics.watcher
-        # Counted per batch, then one inc per label pair: ``labels()`` validates and
-        # takes a lock on every call, and a batch repeats a handful of pairs.
-        counted: dict[tuple[str, str], int] = {}
-        unparsed = 0
-        for entry in batch.entries:
-            record = source.parse(entry)
-            if isinstance(record, Unparsed):
-                unparsed += 1
-                continue
-            event = to_event(record, position=entry.position, catch_up=batch.catch_up)
-            if event is None:
-                continue
-            if isinstance(record, FallbackDecision):
-                cls = getattr(event, "failure_class", None)
-                pair = (record.decision.value, cls.value if cls else "none")
-                counted[pair] = counted.get(pair, 0) + 1
-            events.append(event)
-        if unparsed:
-            w.unparsed.inc(unparsed)
-        for (decision, failure_class), count in counted.items():
-            w.events.labels(decision, failure_class).inc(count)
-        return events
-
     def apply_batch(self, batch: Batch, source: Source) -> list[str]:
-        events = self.events_of(batch, source)
+        events = events_of(batch, source, self.metrics.watcher)
         position = {
             "source": self.settings.journal.source,
             "position": batch.position,
