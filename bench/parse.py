@@ -4,7 +4,7 @@
 
 The mix is 5% fallback lines (decisions of every kind, a few chain stops, JSONL records)
 and 95% gateway chatter shaped like the bundled sample (journal prefixes, lane errors
-without an agent, ws lines that mention ``fallbackUsed``). Target (issue 2): at least
+without an agent, ws lines that mention ``fallbackUsed``). Target: at least
 500,000 lines/s on one core for the mix. Also printed: decision lines alone, the same
 mix as bytes, and parse+classify of decision lines.
 """

@@ -1,4 +1,4 @@
-"""One outbox transaction per applied batch (issue 10), with submit's exact decisions.
+"""One outbox transaction per applied batch, with submit's exact decisions.
 
 The daemon hands every alert of an applied batch to ``AlertIntake.submit_many``: one
 fsync'd SQLite commit instead of one per card. These tests hold it to the same

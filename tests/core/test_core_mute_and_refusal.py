@@ -1,4 +1,4 @@
-"""Operator mutes and refused access (issue 11): pure decisions, audited, nothing hidden."""
+"""Operator mutes and refused access: pure decisions, audited, nothing hidden."""
 
 from __future__ import annotations
 

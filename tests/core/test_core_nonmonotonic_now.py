@@ -1,4 +1,4 @@
-"""The core under a clock that jumps back and forth (issue 10, clock jumps): whatever
+"""The core under a clock that jumps back and forth: whatever
 order ``now`` arrives in, no evidence ever moves a model's ``cooldown_until`` earlier,
 and nothing raises."""
 

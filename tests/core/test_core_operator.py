@@ -182,7 +182,7 @@ def test_changed_chains_keep_health_and_pins_that_still_make_sense() -> None:
     assert done.state.agents["a"].serving == F2  # F1 left its chain
     assert done.state.agents["c"].serving == F1  # new agent, P is still down
     assert done.state.models[P].in_cooldown(T0 + 1)
-    # The edit moved a off F1: said with a card and an audited move (issue 15 item 7).
+    # The edit moved a off F1: said with a card and an audited move.
     (card,) = alerts_of(done)
     assert (card.type.value, card.agents, card.from_model, card.to_model) == (
         "OPERATOR_OVERRIDE", ("a",), F1, F2)

@@ -1,4 +1,4 @@
-"""Production hardening (issue 15): each test reproduces what an operator hit."""
+"""Production hardening: each test reproduces what an operator hit."""
 
 from __future__ import annotations
 
@@ -487,7 +487,7 @@ def test_chains_changed_while_stopped_are_adopted_at_start_up(tmp_path: Path) ->
 
 
 def test_the_readme_says_what_the_parser_and_the_bootstrap_really_do() -> None:
-    """Issue 15 item 18's small notes: the README's line cut and the packages."""
+    """Small notes: the README's line cut and the packages."""
     from watcher.parse.lines import MAX_LINE_CHARS
 
     root = Path(__file__).resolve().parents[2]

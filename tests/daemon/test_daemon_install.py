@@ -1,5 +1,5 @@
 """The README's install recipe, run verbatim, ending with the daemon running as its
-non-root service user (issue 15, item 4).
+non-root service user.
 
 The recipe's lines are taken from the README's "Install on a VPS" block and run as
 written, by bash, with real ``sudo``, ``useradd``, ``git`` and ``./scripts/bootstrap``

@@ -1,4 +1,4 @@
-"""A held pin lock makes the decision wait, never the loop (issue 15, item 1).
+"""A held pin lock makes the decision wait, never the loop.
 
 The real daemon under a fake systemd notify socket, with a 1 s watchdog: while
 ``flock <pin>.lock sleep`` holds the lock and a decision line arrives, ``WATCHDOG=1``

@@ -1,4 +1,4 @@
-"""A seeded generator of hostile gateway log lines (issue 10: "one million fuzzed or
+"""A seeded generator of hostile gateway log lines ("one million fuzzed or
 hostile lines ... no crash, no unbounded memory").
 
 Every class below is a way a real journal can disagree with the log contract

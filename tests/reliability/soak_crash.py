@@ -1,5 +1,5 @@
 """SIGKILL the real daemon at random points on a live journal; check nothing is lost or
-repeated (issue 10, and DESIGN's "restart mid-stream" bar).
+repeated (DESIGN's "restart mid-stream" bar).
 
 Run the long variant from the repo root::
 

@@ -1,4 +1,4 @@
-"""Secrets audit (issue 10): run the real daemon and every everyday command with a
+"""Secrets audit: run the real daemon and every everyday command with a
 recognisable fake bot token and API key, then count them in everything it leaves.
 
 By hand, from the repo root (prints the count per place; exit 1 if any is not 0)::

@@ -1,4 +1,4 @@
-"""Clock jumps (issue 10): a wall clock stepped hours forward or back shortens no
+"""Clock jumps: a wall clock stepped hours forward or back shortens no
 cooldown and fails nothing back early.
 
 An in-process ``Watcher`` on a file source runs on a ``SteadyClock`` whose wall and

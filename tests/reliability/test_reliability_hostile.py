@@ -1,4 +1,4 @@
-"""Hostile input (issue 10): every class of ``hostile.py`` through the pure pipeline
+"""Hostile input: every class of ``hostile.py`` through the pure pipeline
 in-process, then the real daemon on a ~30k-line hostile journal (the soak, small).
 
 ``.venv/bin/python -m tests.reliability.soak_hostile --lines 1000000`` is the long run.

@@ -1,4 +1,4 @@
-"""Secrets (issue 10): with a recognisable fake bot token and API key, the real daemon
+"""Secrets: with a recognisable fake bot token and API key, the real daemon
 and every everyday command leave neither in any log, card, audit record, state file,
 outbox row, metric or command output. The harness is ``tests.reliability.soak_secrets``
 (run it by hand for more rounds)."""

@@ -4,7 +4,7 @@
 ``systemd-journal-remote`` (``LiveJournal``), the fake model server, the fake Bot API,
 the demo's ``openclaw.json`` and a ``watcher.toml`` with short timers. ``start()``
 runs ``python -m watcher.cli run`` and waits until its metrics port is published;
-``stop()`` sends SIGTERM, ``kill()`` SIGKILL. The reliability tests (issue 10) and the
+``stop()`` sends SIGTERM, ``kill()`` SIGKILL. The reliability tests and the
 daemon tests share it, so each of them starts the daemon the same way an operator does.
 """
 

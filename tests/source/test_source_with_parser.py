@@ -32,7 +32,7 @@ def sample_lines() -> list[str]:
 async def test_the_prefiltered_journal_path_parses_exactly_what_the_parser_would(
     journal_writer: Any, journal_dir: Path
 ) -> None:
-    from watcher.parse.lines import parse_jsonl, parse_line  # the real parser (issue 2)
+    from watcher.parse.lines import parse_jsonl, parse_line  # the real parser
 
     lines = sample_lines() + CHATTER * 50
     assert len(lines) > 300
