@@ -15,9 +15,16 @@
 // Contract (versioned, documented in the project's README, samples in tests/vectors):
 //   [fallback-pin] state {"v":1,"steering":true|false,"kind":...,"why":...,"pin_file":...}
 //   [fallback-pin] run outcome {"v":1,"agent":...,"run":...,"session":...,"primary":...,
-//     "pinned":...,"model":...,"outcome":"ok"|"error","status":...,"error":...,
+//     "pinned":...,"trial":...,"model":...,"outcome":"ok"|"error","status":...,"error":...,
 //     "attempts":[{"model":...,"primary":bool,"overridden":bool,"ok":bool,
 //                  "status":...,"error":...,"tries":n}, ...]}
+//
+// Half-open trial: when the agent's record carries "trial":{"model":<its primary>,
+// "id":...,"until":<ISO>} the watcher asks for one real turn on the primary. The next
+// run of that agent whose trial id this process has not used yet (and before until)
+// is not overridden: its primary attempt goes to the configured primary, with the
+// gateway's own chain behind it, and its run outcome line says "trial":<id>. Each id
+// runs once per gateway process.
 //
 // Plain ESM, no dependencies, no build step. It never throws into the gateway and
 // never blocks a run: every handler is synchronous work on a small file, wrapped.
@@ -32,6 +39,7 @@ const DEFAULT_MAX_AGE_S = 180;
 const MAX_RUNS = 512; // runs tracked at once; the oldest is dropped beyond this
 const MAX_ATTEMPTS = 16;
 const MAX_TEXT = 300; // error text kept per attempt
+const MAX_TRIALS = 256; // trial ids remembered as used; the oldest is forgotten beyond this
 
 function clip(text) {
   if (text === undefined || text === null) return null;
@@ -154,8 +162,13 @@ const SHARED = Symbol.for("failover-watcher.fallback-pin");
 
 function shared() {
   const s = globalThis[SHARED];
-  if (s && s.runs instanceof Map) return s;
-  globalThis[SHARED] = { runs: new Map(), agentProblems: new Map(), lastKind: new Map() };
+  if (s && s.runs instanceof Map) {
+    if (!(s.usedTrials instanceof Set)) s.usedTrials = new Set();
+    return s;
+  }
+  globalThis[SHARED] = {
+    runs: new Map(), agentProblems: new Map(), lastKind: new Map(), usedTrials: new Set(),
+  };
   return globalThis[SHARED];
 }
 
@@ -176,7 +189,7 @@ export function createPlugin(api, { now = Date.now } = {}) {
     : DEFAULT_MAX_AGE_S;
   const reader = new PinReader(pinFile, maxAgeS);
   const logger = (api && api.logger) || {};
-  const { runs, agentProblems, lastKind } = shared();
+  const { runs, agentProblems, lastKind, usedTrials } = shared();
 
   function say(level, text) {
     try {
@@ -219,6 +232,7 @@ export function createPlugin(api, { now = Date.now } = {}) {
         session: ctx.sessionKey || ctx.sessionId || null,
         primary: null,
         pinned: null,
+        trial: null,
         primaryPending: false,
         attempts: [],
       };
@@ -239,6 +253,17 @@ export function createPlugin(api, { now = Date.now } = {}) {
       return;
     }
     if (run.attempts.length < MAX_ATTEMPTS) run.attempts.push(attempt);
+  }
+
+  function takeTrial(trial, candidate, run) {
+    if (!trial || typeof trial !== "object" || trial.model !== candidate) return false;
+    if (typeof trial.id !== "string" || !trial.id || usedTrials.has(trial.id)) return false;
+    const until = typeof trial.until === "string" ? Date.parse(trial.until) : NaN;
+    if (Number.isNaN(until) || until <= now()) return false;
+    usedTrials.add(trial.id);
+    if (usedTrials.size > MAX_TRIALS) usedTrials.delete(usedTrials.values().next().value);
+    run.trial = trial.id;
+    return true;
   }
 
   function beforeModelResolve(_event, ctx) {
@@ -268,6 +293,9 @@ export function createPlugin(api, { now = Date.now } = {}) {
         return undefined;
       }
       noteAgent(ctx.agentId, null);
+      if (run.trial !== null || takeTrial(rec.trial, candidate, run)) {
+        return undefined; // the trial turn: the configured primary serves this attempt
+      }
       run.pinned = target;
       const slash = target.indexOf("/");
       return { providerOverride: target.slice(0, slash), modelOverride: target.slice(slash + 1) };
@@ -339,6 +367,7 @@ export function createPlugin(api, { now = Date.now } = {}) {
       session: run.session || event.sessionKey || null,
       primary: run.primary,
       pinned: run.pinned,
+      trial: run.trial,
       model: last ? last.model : run.pinned || run.primary,
       outcome: ok ? "ok" : "error",
       status: ok ? null : (last && !last.ok && last.status) || statusOf(error),

@@ -1,8 +1,9 @@
 """``failover-watcher demo``: the incidents side by side, then the real daemon, live.
 
-Part 1 runs every bundled scenario under the naive policy (the original watcher) and
-the default one, and prints the comparison. Part 2 starts the real daemon as a
-subprocess against real local parts, for about 20 seconds:
+Part 1 runs every bundled scenario under three policies, the watcher's history: the
+original (before 14 May: no failback at all), naive (14 to 20 May: failback after two
+good probes, nothing else) and the default, and prints the comparison. Part 2 starts
+the real daemon as a subprocess against real local parts, for about 20 seconds:
 
 - a live journal written by ``systemd-journal-remote`` (a text file when the binary
   is missing, with a note);
@@ -56,7 +57,7 @@ def comparison() -> str:
     from watcher.simulate import compare
     from watcher.simulate.report import format_comparison
 
-    return format_comparison(compare())
+    return format_comparison(compare(policies=("original", "naive", "default")))
 
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "gateway-plugin"  # in a checkout
@@ -202,14 +203,18 @@ def run_demo(seconds: float = 20.0, keep: Path | None = None) -> int:
     _say("failover-watcher demo")
     _say("=" * 21)
     _say()
-    _say("Part 1: the incidents that shaped it, under the original (naive) policy and the")
-    _say("default one. Simulated on a virtual clock through the real parser, core, pin store,")
-    _say("dedup and cards (failover-watcher simulate NAME shows any one in detail).")
+    _say("Part 1: the incidents that shaped it, under the watcher's three policies: the")
+    _say("original (before 14 May: it never failed back), naive (14-20 May: back after two")
+    _say("good probes) and the default. Simulated on a virtual clock through the real parser,")
+    _say("core, pin store, dedup, cards and the gateway plugin (failover-watcher simulate")
+    _say("NAME shows any one in detail; simulate --seeds 1-20 sweeps twenty afternoons).")
     _say()
     _say(comparison())
     _say()
-    _say("Read it: on the 20 May throttle flap the naive policy flips the pin back into the")
-    _say("throttle again and again; the default holds a cooldown and counts what it hides.")
+    _say("Read it: the original leaves the 14 May stale pin on the paid fallback for three")
+    _say("hours; naive fails back fast but flips into the 20 May throttle again and again;")
+    _say("the default fails back as fast, on a real turn's success instead of a probe's word,")
+    _say("and never into the throttle.")
     _say()
     root = keep or Path(tempfile.mkdtemp(prefix="failover-watcher-demo-"))
     root.mkdir(parents=True, exist_ok=True)

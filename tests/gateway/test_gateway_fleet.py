@@ -8,8 +8,10 @@ with the same inline key, so the gateway refuses it for those two agents without
 request ("Inline API key ... temporarily disabled"): case (d), a per-agent refusal
 that must move no other agent. After one turn each, every pin must be right, the next
 turns must never ask a failed primary, and the cards must be one FALLBACK_FIRED per
-failing agent and nothing else. Then case (b): the 503 primary recovers, the probes
-pass, a RECOVERY card follows and the agent's next turn is served by its primary.
+failing agent and nothing else. Then case (b), half-open: while the 503 primary's
+probes lie (200), the trial turn the watcher asks for fails on it and moves nothing;
+once it really recovers, the trial turn succeeds, a RECOVERY card follows, and the
+agent's next turns are served by its primary.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ SETTINGS = f"""\
 cooldown_base_s = 4
 cooldown_cap_s = 30
 probe_interval_s = 2
+trial_interval_s = 2
 
 [probes]
 interval_s = 2
@@ -182,23 +185,61 @@ def test_six_agents_end_with_every_pin_right_and_no_spurious_card(fleet: Fleet) 
     assert "Traceback" not in watcher.log.read_text()
 
 
-def test_b_the_recovered_primary_is_probed_back_and_serves_the_next_turn(fleet: Fleet) -> None:
+def trial_of(fleet: Fleet, agent: str, other_than: str | None = None) -> dict[str, str]:
+    """Wait for the watcher to open a half-open trial for ``agent`` in the pin file."""
+
+    def opened() -> dict[str, str] | None:
+        trial = fleet.watcher.pins()["agents"][agent].get("trial")
+        return trial if trial and trial["id"] != other_than else None
+
+    found: dict[str, str] = wait_until(opened, 40, f"a trial for {agent}")
+    return found
+
+
+def test_b_half_open_a_lying_probe_moves_nothing_and_a_real_recovery_comes_home(
+    fleet: Fleet,
+) -> None:
     gateway, fake = fleet.gateway, fleet.fake
     wait_until(lambda: fleet.serving()["outage"] == PINNED["outage"] or None, 30,
                "outage pinned away")
     before = len(fleet.cards())
+
+    # The probes lie: 200 while real traffic still gets 503. A good probe opens a trial
+    # (the pin still names the fallback), the trial turn tries the primary first, gets
+    # 503, and the gateway's own chain serves it. No pin moves, no card.
+    fake.script("down", traffic=Reply.failing(503, "service unavailable"), probe=Reply.ok())
+    lie = trial_of(fleet, "outage")
+    assert lie["model"] == "op/down" and fleet.serving()["outage"] == PINNED["outage"]
+    turn = fleet.turns(("outage",))["outage"]
+    assert turn.models == ["op/down", PINNED["outage"]], turn.models
+    outcome = gateway.outcome_for(turn)
+    assert outcome["trial"] == lie["id"] and outcome["pinned"] is None, outcome
+    assert outcome["attempts"][0]["model"] == "op/down" and not outcome["attempts"][0]["ok"]
+    time.sleep(3)  # the watcher has read the outcome: still pinned, and silent
+    assert fleet.serving()["outage"] == PINNED["outage"]
+    assert [c for c in fleet.cards()[before:] if "outage" in c.plain_text] == []
+
+    # The primary really recovers: the next trial turn succeeds on it, and only that
+    # brings the pin home, with a RECOVERY card.
     fake.script("down", traffic=Reply.ok("back"), probe=Reply.ok("back"))
-    wait_until(lambda: fleet.serving()["outage"] is None or None, 40,
+    real = trial_of(fleet, "outage", other_than=lie["id"])
+    turn = fleet.turns(("outage",))["outage"]
+    assert turn.models == ["op/down"], turn.models
+    outcome = gateway.outcome_for(turn)
+    assert (outcome["trial"], outcome["model"], outcome["pinned"]) == (
+        real["id"], "op/down", None), outcome
+    wait_until(lambda: fleet.serving()["outage"] is None or None, 20,
                f"outage failed back; now {fleet.serving()}")
     recovery = wait_until(
         lambda: [c for c in fleet.cards()[before:] if "outage" in c.plain_text] or None,
         20, "the RECOVERY card")
     assert card_kinds(recovery) == [("RECOVERY", "outage")]
 
+    # Home: the next turn is an ordinary one on the primary.
     turn = fleet.turns(("outage",))["outage"]
     assert turn.models == ["op/down"], turn.models
     outcome = gateway.outcome_for(turn)
-    assert (outcome["model"], outcome["pinned"]) == ("op/down", None), outcome
+    assert (outcome["model"], outcome["pinned"], outcome["trial"]) == ("op/down", None, None)
     # the others have not moved
     assert {a: s for a, s in fleet.serving().items() if a != "outage"} == {
         **{a: PINNED[a] for a in FAILING if a != "outage"}, "healthy": None}

@@ -51,7 +51,9 @@ def test_simulate_prints_the_timeline_then_the_summary(
     out = capsys.readouterr().out
     assert code == 0
     assert out.index("Timeline (UTC)") < out.index("Summary") < out.index("Expectations")
-    assert "pin   nexus: ollama/glm-5.1:cloud → ollama/minimax-m2.7:cloud" in out
+    # Both cloud models fail the one run (the plugin reports both attempts): the pin
+    # goes straight to the paid fallback.
+    assert "pin   nexus: ollama/glm-5.1:cloud → deepseek/deepseek-v4-flash" in out
     assert "card  PAID_PROVIDER_SUCCESS [nexus]" in out
     assert "minutes on a paid provider:" in out
 
@@ -79,9 +81,9 @@ def test_simulate_json_keeps_the_documented_shape(capsys: pytest.CaptureFixture[
 def test_a_policy_file_that_never_fails_back_reproduces_the_three_hour_stale_pin(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The watcher before 14 May had no failback at all: no number of probes is enough.
+    # The watcher before 14 May had no failback at all.
     policy = tmp_path / "no-failback.toml"
-    policy.write_text("# the pre-14-May watcher\nrise = 1000000\n")
+    policy.write_text("# the pre-14-May watcher\nfailback = false\n")
     code = main(["simulate", "2026-05-14-stale-pin", "--policy", str(policy), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0  # expectations belong to the named policies only
@@ -90,6 +92,17 @@ def test_a_policy_file_that_never_fails_back_reproduces_the_three_hour_stale_pin
     nexus = data["agents"]["nexus"]
     assert nexus["final_pin"] == "deepseek/deepseek-v4-flash"
     assert nexus["paid_minutes"] > 180  # the incident's three hours, and counting
+
+
+def test_the_original_policy_is_the_watcher_that_never_failed_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["simulate", "2026-05-14-stale-pin", "--policy", "original", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["policy"] == {"name": "original", "version": "original"}
+    assert data["agents"]["nexus"]["final_pin"] == "deepseek/deepseek-v4-flash"
+    assert data["agents"]["nexus"]["paid_minutes"] > 180
 
 
 def test_a_bad_policy_file_is_a_usage_error_naming_every_bad_field(

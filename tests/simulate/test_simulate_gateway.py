@@ -2,6 +2,8 @@
 
 Every line is read back with the production parser and taxonomy: if the simulator
 drifted from the contract, these tests (and the parser's Unparsed) would say so.
+Most tests here drive the stock gateway (``plugin = false``); the last ones drive it
+with the fallback-pin plugin, as the bundled scenarios do.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 from watcher.classify.table import FailureClass
 from watcher.classify.taxonomy import classify
 from watcher.parse.lines import parse_line
-from watcher.parse.records import ChainStopped, Decision, FallbackDecision, LaneHint
+from watcher.parse.records import ChainStopped, Decision, FallbackDecision, LaneHint, RunOutcome
 from watcher.simulate import parse_scenario
-from watcher.simulate.gateway import GatewayModel, RequestOutcome
+from watcher.simulate.gateway import GatewayModel, PinnedTrial, RequestOutcome
 from watcher.simulate.model import Scenario
 
 T0 = 1779283800.0  # 2026-05-20T13:30:00Z
@@ -22,7 +24,8 @@ GLM, MINIMAX, DEEPSEEK = (
 )
 
 
-def scenario(timeline: str, gateway: str = "") -> Scenario:
+def scenario(timeline: str, gateway: str = "", *, plugin: bool = False) -> Scenario:
+    gateway = f"plugin = {'true' if plugin else 'false'}\n{gateway}"
     return parse_scenario(f"""
 start = "2026-05-20T13:30:00Z"
 duration = "2h"
@@ -148,3 +151,56 @@ def test_retry_after_reaches_the_taxonomy() -> None:
     out = GatewayModel(sc).handle("nexus", GLM, T0 + 60)
     failed = next(r for r in records(out) if isinstance(r, FallbackDecision))
     assert classify(failed).retry_after_s == 120
+
+
+# -- with the fallback-pin plugin ---------------------------------------------------------
+
+
+def outcome_of(out: RequestOutcome) -> RunOutcome:
+    last = parse_line(out.lines[-1].text)
+    assert isinstance(last, RunOutcome), out.lines[-1].text
+    return last
+
+
+def test_with_the_plugin_a_pinned_run_is_served_by_the_pin_and_reported() -> None:
+    sc = scenario("", plugin=True)
+    out = GatewayModel(sc).handle("nexus", MINIMAX, T0 + 60)
+    assert out.served_by == MINIMAX and out.tried == (MINIMAX,) and not out.trial
+    rec = outcome_of(out)
+    assert rec.ok and str(rec.model) == MINIMAX and str(rec.pinned) == MINIMAX
+    (attempt,) = rec.attempts
+    assert attempt.primary and attempt.overridden and attempt.ok
+
+
+def test_with_the_plugin_a_failed_pinned_attempt_is_named_as_the_primary_in_the_decision() -> None:
+    sc = scenario(f'"{MINIMAX}" = ["from 13:30 to 14:00 traffic=5xx"]', plugin=True)
+    out = GatewayModel(sc).handle("nexus", MINIMAX, T0 + 60)
+    decisions = [r for r in records(out) if isinstance(r, FallbackDecision)]
+    # The gateway names its configured primary for the attempt the plugin overrode.
+    assert str(decisions[0].candidate) == GLM and str(decisions[0].requested) == GLM
+    rec = outcome_of(out)
+    assert [str(a.model) for a in rec.attempts][:2] == [MINIMAX, MINIMAX]
+    assert rec.attempts[0].overridden and not rec.attempts[0].ok
+
+
+def test_a_trial_runs_once_on_the_primary_then_the_pin_serves_again() -> None:
+    sc = scenario("", plugin=True)
+    gw = GatewayModel(sc)
+    trial = PinnedTrial(GLM, "t1", T0 + 600)
+    first = gw.handle("nexus", MINIMAX, T0 + 60, trial)
+    assert first.trial and first.served_by == GLM and first.tried == (GLM,)
+    rec = outcome_of(first)
+    assert rec.ok and str(rec.model) == GLM and rec.pinned is None
+    again = gw.handle("nexus", MINIMAX, T0 + 90, trial)  # the same id: used
+    assert not again.trial and again.served_by == MINIMAX
+    late = GatewayModel(sc).handle("nexus", MINIMAX, T0 + 601, trial)  # past until
+    assert not late.trial and late.served_by == MINIMAX
+
+
+def test_a_failed_trial_falls_through_the_gateway_s_chain() -> None:
+    sc = scenario(f'"{GLM}" = ["from 13:30 to 14:00 traffic=429"]', plugin=True)
+    out = GatewayModel(sc).handle("nexus", MINIMAX, T0 + 60, PinnedTrial(GLM, "t1", T0 + 600))
+    assert out.trial and out.tried == (GLM, MINIMAX) and out.served_by == MINIMAX
+    rec = outcome_of(out)
+    assert rec.ok and not rec.attempts[0].ok and rec.attempts[0].status == 429
+    assert rec.attempts[0].tries == 4  # the gateway's three same-model retries: the cost

@@ -25,6 +25,8 @@ BUNDLED = [
     "2026-05-14-stale-pin",
     "2026-05-20-throttle-flap",
     "both-fallbacks-down",
+    "rate-limit-outage-15m",
+    "shared-primary-probes-lie",
     "slot-contention",
 ]
 NEXUS_PRIMARY = "ollama/glm-5.1:cloud"

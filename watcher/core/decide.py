@@ -43,10 +43,19 @@ Failback (the cure for 20 May)
   request is better evidence than any probe); inside the cooldown it is recorded
   only. Flap freeze is per agent, applied when pins are computed.
 
+Half-open (``watcher.core.trial``)
+  While the gateway plugin steers, a down primary is not brought up on probes: a
+  probe success outside its cooldown opens a trial, one agent's next real turn on
+  it, and only that turn's success (a real-traffic success) brings it up, for every
+  agent and out of any flap freeze. A failed trial turn moves no pin and escalates
+  nothing. A model that is no agent's primary keeps the probe rule above.
+
 Cooldown
-  See ``watcher.core.cooldown``: throttle-class failures (``starts_cooldown``) from
-  traffic or probes start or extend one; a model in cooldown is always down and is
-  never probed. THROTTLE_COOLDOWN is announced when a cooldown starts or escalates,
+  See ``watcher.core.cooldown``: throttle-class failures (``starts_cooldown``) in
+  real traffic start or extend one; a throttled probe of a down model only extends it
+  by its Retry-After (``probe_escalates`` restores the old rule). A real turn's
+  success starts the history over. A model in cooldown is always down and is never
+  probed. THROTTLE_COOLDOWN is announced when a cooldown starts or escalates,
   not on every extension.
 
 Flapping
@@ -137,6 +146,7 @@ from watcher.core.state import (
 from watcher.core.state import initial_state as _initial_state
 from watcher.core.step import Cause, Decided, Step
 from watcher.core.transitions import Alert, TransitionType
+from watcher.core.trial import expire_trials
 
 __all__ = ["Decided", "decide", "initial_state", "probe_targets"]
 
@@ -252,6 +262,7 @@ def _on_tick(step: Step) -> Decided:
             step.set_agent(agent_id, agent)
             flap_alert(step, agent_id, agent, T.FLAPPING_STOP, now, Cause(kind="tick"))
             repin(step, (agent_id,), now, Cause(kind="tick"))
+    expire_trials(step)
     due: list[str] = []
     for ref in probe_targets(_snapshot(step), now, policy):
         health = step.model(ref)

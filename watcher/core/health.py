@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from watcher.classify.table import TAXONOMY, FailureClass
+from watcher.core import trial
 from watcher.core._fast import evolve
 from watcher.core.cooldown import next_cooldown
 from watcher.core.events import (
@@ -116,6 +117,19 @@ def _traffic_failure(
     policy = step.policy
     rec = ev.record
     health = step.model(ref)
+    if (
+        failure_class is FailureClass.TIMEOUT
+        and health.last_traffic_ok is True
+        and health.last_event_at is not None
+        and 0 <= at - health.last_event_at < policy.lane_hint_window_s
+    ):
+        # A timeout is logged when it ends, up to the gateway's timeout after its call
+        # began: one ending this soon after a real success may have begun before it,
+        # the tail of the incident that success ended. It takes nothing down.
+        return step.finish(
+            f"{ref} timed out in real traffic {at - health.last_event_at:.1f} s after it "
+            "served one: the call may have begun before that success, not counted"
+        )
     if health.last_traffic_ok is not False:
         _paid(step, ref, False, health, at, cause)
     last_failure = health.last_traffic_failure
@@ -135,7 +149,9 @@ def _traffic_failure(
         changes["streak_started_at"] = None
         step.notes.append("probe streak reset by real traffic")
     throttled = policy.cooldown and starts_cooldown
-    if throttled:
+    if health.failing and health.trial_open:
+        changes.update(trial.failed_trial_changes(health, at, ev.retry_after_s, step))
+    elif throttled:
         changes.update(_throttle(step, ref, health, at, ev.retry_after_s, jitter, cause))
     went_down = not health.failing and (throttled or fail_count >= policy.fall)
     if went_down:
@@ -205,6 +221,19 @@ def _throttle(
     return {"cooldown_until": cd.until, "cooldown_level": cd.level, "last_throttle_at": last}
 
 
+def _retry_after_only(
+    step: Step, ref: str, health: ModelHealth, at: float, retry_after_s: float | None
+) -> dict[str, Any]:
+    policy = step.policy
+    if not policy.honour_retry_after or retry_after_s is None or retry_after_s <= 0:
+        return {}
+    until = at + min(retry_after_s, policy.retry_after_max_s)
+    if health.cooldown_until is not None and until <= health.cooldown_until:
+        return {}
+    step.notes.append(f"cooldown of {ref} extended to {iso(until)} by the probe's Retry-After")
+    return {"cooldown_until": until}
+
+
 def _paid(step: Step, ref: str, ok: bool, health: ModelHealth, at: float, cause: Cause) -> None:
     if not step.policy.is_paid(ref) or health.last_traffic_ok is ok:
         return
@@ -256,6 +285,8 @@ def on_probe(step: Step, probe: ProbeResult, jitter: float) -> Decided:
         reason=probe.detail or None,
     )
     if probe.ok:
+        if not policy.failback:
+            return step.finish(f"probe of {ref} succeeded; this policy never fails back")
         if not health.failing:
             return step.finish(f"probe of {ref} succeeded; it is already up")
         if health.in_cooldown(step.now):
@@ -272,6 +303,14 @@ def on_probe(step: Step, probe: ProbeResult, jitter: float) -> Decided:
                 f"probe of {ref} succeeded but started before the last real-traffic failure: "
                 "not counted"
             )
+        if health.trial_open:
+            return step.finish(
+                f"probe of {ref} succeeded; its trial on {health.trial_agent} is open: "
+                "the real turn decides"
+            )
+        canary = trial.applies(step, ref)
+        if canary is not None:
+            return trial.open_trial(step, ref, health, canary, at, cause)
         streak = health.probe_streak + 1
         started = health.streak_started_at if health.probe_streak else at
         if streak >= policy.rise:
@@ -288,9 +327,16 @@ def on_probe(step: Step, probe: ProbeResult, jitter: float) -> Decided:
     cause = cause._replace(failure_class=failure_class.value)
     updated = evolve(health, probe_streak=0, streak_started_at=None)
     if policy.cooldown and TAXONOMY[failure_class].starts_cooldown:
-        updated = evolve(
-            updated, **_throttle(step, ref, updated, at, probe.retry_after_s, jitter, cause)
-        )
+        if policy.probe_escalates or not health.failing:
+            updated = evolve(
+                updated, **_throttle(step, ref, updated, at, probe.retry_after_s, jitter, cause)
+            )
+        else:
+            # Weak evidence: the model stays down and is probed again next interval;
+            # only real traffic escalates, and only a Retry-After extends the cooldown.
+            updated = evolve(
+                updated, **_retry_after_only(step, ref, updated, at, probe.retry_after_s)
+            )
     head = f"probe of {ref} failed ({failure_class.value})"
     if not health.failing:
         updated = evolve(

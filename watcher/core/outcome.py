@@ -52,6 +52,12 @@ def on_outcome(step: Step, ev: OutcomeEvidence, jitter: float) -> Decided:
     agent = step.agents.get(rec.agent_id)
     if agent is None:
         return step.finish(f"run outcome of unknown agent {rec.agent_id!r}, ignored", quiet=True)
+    if rec.pinned is not None and not step.plugin.steering:
+        # A run served from the pin is proof the plugin steers, whether or not its
+        # state line (printed once, when the gateway started) was read.
+        step.plugin = PluginView(
+            steering=True, kind="fresh", why="a run was served from the pin", since=at
+        )
     # The outcome names its agent: cards raised from it are attributed exactly.
     step.set_agent(
         rec.agent_id, evolve(agent, last_lane=rec.session or rec.run_id, last_lane_ts=at)

@@ -74,7 +74,14 @@ def repin(step: Step, agent_ids: Iterable[str], at: float, cause: Cause) -> None
             marks = (at, at) if bounce else (at,)
             transitions = prune((*transitions, *marks), at, policy)
             flap = score(transitions, at, policy)
-            if failback and not agent.flapping and flap >= policy.flap_high_pct:
+            # A failback on a real turn's success is evidence, not a probe's word: it
+            # is never refused as a flap.
+            if (
+                failback
+                and not agent.flapping
+                and flap >= policy.flap_high_pct
+                and cause.kind != "traffic"
+            ):
                 agent = evolve(agent, flapping=True, flap_score=flap)
                 step.set_agent(agent_id, agent)
                 flap_alert(step, agent_id, agent, T.FLAPPING_START, at, cause)
@@ -140,6 +147,7 @@ def repin(step: Step, agent_ids: Iterable[str], at: float, cause: Cause) -> None
             and policy.flap_detection
             and not moved.flapping
             and moved.flap_score >= policy.flap_high_pct
+            and not (failback and cause.kind == "traffic")
         ):
             moved = evolve(moved, flapping=True)
             step.set_agent(agent_id, moved)
@@ -200,16 +208,26 @@ def lane_extra(step: Step, agent_ids: tuple[str, ...], at: float) -> dict[str, s
 
 
 def bring_up(step: Step, ref: str, at: float, cause: Cause, why: str) -> None:
-    step.set_model(ref, step.model(ref).recovered())
+    health = step.model(ref).recovered()
+    if cause.kind == "traffic":
+        # A real turn succeeded: the recovery is proven, not a probe's word. The
+        # cooldown history starts over (the next throttle is a new incident, not a
+        # repeat to escalate), and flap freezes away from it are released.
+        health = evolve(health, cooldown_level=0, last_throttle_at=None)
+    step.set_model(ref, health)
     step.notes.append(f"{ref} is up again ({why})")
+    if cause.kind == "traffic":
+        release_frozen(step, ref, at, cause)
     repin(step, step.state.agents_by_model.get(ref, ()), at, cause)
     clear_exhausted(step, ref, at)
 
 
 def probe_targets(state: State, now: float, policy: Policy) -> list[str]:
     """Down models some agent is pinned away from, outside cooldown, for an agent that
-    could actually move back (not held, not frozen by flap detection). Sorted."""
-    del policy
+    could actually move back (not held, not frozen by flap detection). Sorted. None at
+    all under a policy without failback."""
+    if not policy.failback:
+        return []
     wanted: set[str] = set()
     for agent in state.agents.values():
         if agent.hold is not None and agent.hold.active(now):
@@ -217,10 +235,32 @@ def probe_targets(state: State, now: float, policy: Policy) -> list[str]:
         chain = agent.chain
         current = chain.index(agent.serving)
         serving_down = state.models.get(agent.serving, HEALTHY).failing
-        if agent.flapping and not serving_down:
+        # A frozen agent's primary is still probed under half-open: a trial turn is
+        # the evidence that releases the freeze, and it moves no pin.
+        trials = policy.half_open and state.plugin.steering
+        if agent.flapping and not serving_down and not trials:
             continue
         for ref in chain[: current + 1]:
             health = state.models.get(ref, HEALTHY)
-            if health.failing and not health.in_cooldown(now):
+            if (
+                health.failing
+                and not health.in_cooldown(now)
+                and not health.trial_open
+                and (health.trial_not_before is None or now >= health.trial_not_before)
+            ):
                 wanted.add(ref)
     return sorted(wanted)
+
+
+def release_frozen(step: Step, ref: str, at: float, cause: Cause) -> None:
+    """A real turn on ``ref`` succeeded: agents frozen away from it by flap detection
+    are released now, on that evidence, instead of waiting for their score to decay."""
+    for agent_id in step.state.agents_by_model.get(ref, ()):
+        agent = step.agents[agent_id]
+        chain = agent.chain
+        if not agent.flapping or chain.index(ref) >= chain.index(agent.serving):
+            continue
+        agent = evolve(agent, flapping=False)
+        step.set_agent(agent_id, agent)
+        flap_alert(step, agent_id, agent, T.FLAPPING_STOP, at, cause)
+        step.notes.append(f"{agent_id}'s flap freeze released: a real turn on {ref} succeeded")

@@ -14,6 +14,17 @@ Defaults are the cure for the two incidents in the case study:
   throttle that arrives after the previous cooldown ended but within
   ``cooldown_decay_s`` of the last throttle; each full clean ``cooldown_decay_s``
   lowers the level by one.
+- a throttled probe is weak evidence (``probe_escalates`` off): it keeps the model
+  down and resets its probe streak, but only real traffic escalates a cooldown, and
+  only a probe's Retry-After extends one.
+- half-open (``half_open``): while the gateway plugin steers, a down primary that
+  passes a probe outside its cooldown is not failed back on the probe's word. One
+  agent (the canary: the most recently active agent pinned away from it) gets one
+  real turn on it through the plugin, with the gateway's own chain behind that turn;
+  the model comes back, for every agent and out of any flap freeze, only when that
+  turn succeeds. A failed turn keeps it down for ``trial_interval_s`` (or the
+  Retry-After) without escalating; a canary that sends no turn within
+  ``trial_timeout_s`` ends the trial unanswered.
 - flap detection: a weighted percent-state-change over the agent's pin changes in
   the last ``flap_window_s`` (recent ones weigh up to 1.2, the oldest 0.8, like
   Nagios/Icinga); ``flap_full_scale`` changes in the window make 100 %. At or above
@@ -21,8 +32,9 @@ Defaults are the cure for the two incidents in the case study:
   released. The band in between keeps whatever it was (a dead band), so the state
   itself does not flap.
 
-``Policy.naive()`` reproduces the original eighty-line watcher for comparison: rise
-2, no cooldown, no traffic rule, no flap detection.
+``Policy.original()`` is the watcher before 14 May, which never failed back (the
+stale-pin incident); ``Policy.naive()`` is the watcher after the 14 May patch, before
+20 May: rise 2, no cooldown, no traffic rule, no flap detection.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-POLICY_VERSION = "2026.11.1"
+POLICY_VERSION = "2026.12.1"
 
 
 class Policy(BaseModel):
@@ -42,6 +54,11 @@ class Policy(BaseModel):
 
     version: str = Field(
         default=POLICY_VERSION, min_length=1, description="recorded in every audit record"
+    )
+    failback: bool = Field(
+        default=True,
+        description="probe pinned-away models and fail back (False: the watcher before "
+        "14 May, which never did)",
     )
     rise: int = Field(default=2, ge=1, description="consecutive probe successes to fail back")
     fall: int = Field(
@@ -63,6 +80,23 @@ class Policy(BaseModel):
     honour_retry_after: bool = True
     retry_after_max_s: float = Field(
         default=86400.0, gt=0, description="a Retry-After beyond this is clipped to it"
+    )
+    probe_escalates: bool = Field(
+        default=False,
+        description="a throttled probe escalates the cooldown like a throttled real turn "
+        "(False: a probe is weak evidence; it keeps the model down, and only its "
+        "Retry-After extends the cooldown)",
+    )
+    half_open: bool = Field(
+        default=True,
+        description="while the gateway plugin steers, a down primary that passes a probe "
+        "gets one agent's next real turn first, and comes back only if that turn succeeds",
+    )
+    trial_timeout_s: float = Field(
+        default=180.0, gt=0, description="a trial whose canary sends no turn ends unanswered"
+    )
+    trial_interval_s: float = Field(
+        default=60.0, ge=0, description="after a failed trial, the next waits this long"
     )
     probe_interval_s: float = Field(
         default=60.0, gt=0, description="a down model is asked for at most once per interval"
@@ -121,16 +155,26 @@ class Policy(BaseModel):
 
     @classmethod
     def naive(cls, **overrides: Any) -> Policy:
-        """The original watcher: rise 2, no cooldown, no traffic rule, no flap detection."""
+        """The watcher of 14 to 20 May: failback after rise 2 probes, no cooldown, no
+        traffic rule, no flap detection."""
         settings: dict[str, Any] = {
             "version": "naive",
             "rise": 2,
             "traffic_rule": False,
             "cooldown": False,
             "flap_detection": False,
+            "half_open": False,
         }
         settings.update(overrides)
         return cls(**settings)
+
+    @classmethod
+    def original(cls, **overrides: Any) -> Policy:
+        """The watcher before 14 May: alerts and pins, but no failback at all. An agent
+        pinned away stays there until an operator moves it (the stale-pin incident)."""
+        settings: dict[str, Any] = {"version": "original", "failback": False}
+        settings.update(overrides)
+        return cls.naive(**settings)
 
     def is_paid(self, model: str) -> bool:
         return model.partition("/")[0] in self.paid_providers

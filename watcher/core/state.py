@@ -64,10 +64,21 @@ class ModelHealth:
     fail_count: int = 0  # real-traffic failures (occurrences) since the last success
     last_probe_requested_at: float | None = None
     last_event_at: float | None = None  # latest evidence about it (agents' last_event_ts)
+    # Half-open (``watcher.core.trial``): one agent's next real turn goes to this model
+    # first, and only its success brings the model up.
+    trial_agent: str | None = None  # the canary of the open trial
+    trial_at: float | None = None  # when the trial opened
+    trial_until: float | None = None  # when it ends unanswered (the plugin's deadline)
+    trial_failures: int = 0  # trials in a row whose turn failed
+    trial_not_before: float | None = None  # no new trial before this
+
+    @property
+    def trial_open(self) -> bool:
+        return self.trial_agent is not None
 
     def recovered(self) -> ModelHealth:
-        """Up again: the failure facts and the probe streak are cleared. The cooldown
-        and its level are kept; only an operator clears a running cooldown."""
+        """Up again: the failure facts, the probe streak and any trial are cleared. The
+        cooldown and its level are kept; only an operator clears a running cooldown."""
         return evolve(
             self,
             failing=False,
@@ -77,6 +88,11 @@ class ModelHealth:
             probe_streak=0,
             streak_started_at=None,
             fail_count=0,
+            trial_agent=None,
+            trial_at=None,
+            trial_until=None,
+            trial_failures=0,
+            trial_not_before=None,
         )
 
     def in_cooldown(self, now: float) -> bool:
@@ -230,6 +246,10 @@ _MODEL_FIELDS = (
     "last_probe_requested_at",
     "last_event_at",
 )
+# Added after the state schema was fixed: a snapshot written before them lacks them.
+_MODEL_FIELDS_SINCE_TRIALS = (
+    "trial_agent", "trial_at", "trial_until", "trial_failures", "trial_not_before",
+)
 _AGENT_FIELDS = (
     "serving",
     "fallback_since",
@@ -251,6 +271,8 @@ def to_json(state: State) -> dict[str, Any]:
     models: dict[str, Any] = {}
     for ref, health in sorted(state.models.items()):
         data = {name: getattr(health, name) for name in _MODEL_FIELDS}
+        for name in _MODEL_FIELDS_SINCE_TRIALS:
+            data[name] = getattr(health, name)
         data["failure_class"] = health.failure_class.value if health.failure_class else None
         models[ref] = data
     agents: dict[str, Any] = {}
@@ -292,6 +314,7 @@ def from_json(data: Mapping[str, Any]) -> State:
         models: dict[str, ModelHealth] = {}
         for ref, raw in data["models"].items():
             fields = {name: raw[name] for name in _MODEL_FIELDS}
+            fields.update({n: raw[n] for n in _MODEL_FIELDS_SINCE_TRIALS if n in raw})
             fc = raw.get("failure_class")
             models[ref] = ModelHealth(
                 failure_class=FailureClass(fc) if fc is not None else None, **fields

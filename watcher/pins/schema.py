@@ -80,6 +80,15 @@ class Hold(_Strict):
     note: str | None = None
 
 
+class Trial(_Strict):
+    """Half-open: the agent's next run tries ``model`` (its primary) first, not its pin:
+    the plugin runs each ``id`` once, until ``until``; the run's outcome decides."""
+
+    model: str
+    id: str = Field(min_length=1)
+    until: str
+
+
 class AgentPin(_Strict):
     primary: str
     current_serving: str
@@ -91,6 +100,7 @@ class AgentPin(_Strict):
     reason: str | None = None
     fallback_since: str | None = None
     hold: Hold | None = None
+    trial: Trial | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AgentPin:
@@ -107,6 +117,10 @@ class AgentPin(_Strict):
             )
         if self.hold is not None and self.hold.model not in self.chain:
             raise ValueError(f"hold model {self.hold.model!r} is not in the agent's chain")
+        if self.trial is not None:
+            if self.trial.model != self.primary:
+                raise ValueError(f"trial model {self.trial.model!r} is not the primary")
+            _check_iso("trial.until", self.trial.until)
         for name in ("last_event_ts", "transient_throttle_until", "fallback_since"):
             value = getattr(self, name)
             if value is not None:

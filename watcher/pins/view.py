@@ -4,7 +4,8 @@ names, see ``watcher.pins.schema``). Pure: ``now`` is passed in."""
 from __future__ import annotations
 
 from watcher.core.state import HEALTHY, AgentState, State
-from watcher.pins.schema import AgentPin, HealthState, ModelHealthRecord, PinFile, iso
+from watcher.core.trial import trial_id
+from watcher.pins.schema import AgentPin, HealthState, ModelHealthRecord, PinFile, Trial, iso
 from watcher.pins.schema import Hold as PinHold
 
 
@@ -24,6 +25,16 @@ def to_pinfile(state: State, now: float) -> PinFile:
     """The file the gateway reads: one record per agent, model health in its own part."""
     frozen_away: dict[str, float] = {}
     agents: dict[str, AgentPin] = {}
+    trials: dict[str, Trial] = {}
+    for ref, health in state.models.items():
+        if (
+            health.trial_agent is not None
+            and health.trial_at is not None
+            and health.trial_until is not None
+        ):
+            trials[health.trial_agent] = Trial(
+                model=ref, id=trial_id(ref, health.trial_at), until=iso(health.trial_until) or ""
+            )
     for agent_id, agent in state.agents.items():
         if agent.flapping:
             for ref in agent.chain[: agent.chain.index(agent.serving)]:
@@ -47,6 +58,10 @@ def to_pinfile(state: State, now: float) -> PinFile:
             hold=None
             if hold is None
             else PinHold(model=hold.model, by=hold.by, until=iso(hold.until), note=hold.note),
+            # Never against an operator's hold, and only off the primary.
+            trial=trials.get(agent_id)
+            if agent.in_fallback and (hold is None or not hold.active(now))
+            else None,
         )
     models: dict[str, ModelHealthRecord] = {}
     for ref, health in state.models.items():

@@ -14,7 +14,7 @@ ANSWER_KINDS: tuple[str, ...] = (
 )
 _ANSWER_ALIASES = {"200": "ok", "500": "5xx", "502": "5xx"}
 
-POLICY_NAMES = ("default", "naive")  # the policies an [expect] table may name
+POLICY_NAMES = ("default", "naive", "original")  # the policies an [expect] table may name
 
 
 class ScenarioError(ValueError):
@@ -88,6 +88,7 @@ class GatewayBehaviour:
     timeout_s: float = 30.0  # how long a timed-out attempt takes
     cooldown_s: float = 60.0  # gateway's own skip cooldown after a rate limit; 0 = off
     auth_dedup_s: float = 30.0  # identical auth lines within this window are folded
+    plugin: bool = True  # the fallback-pin plugin steers (False: the stock gateway)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Which policy a simulation runs: ``default``, ``naive``, or a TOML file of Policy fields.
+"""Which policy a simulation runs: ``default``, ``naive``, ``original``, or a TOML file
+of Policy fields.
 
 The scenario supplies what only it knows: which providers are paid, and (unless the
 policy file sets ``probe_interval_s``) the probe interval. Everything else is the
@@ -49,14 +50,16 @@ def read_policy_file(path: Path | str) -> dict[str, Any]:
 
 def policy_for(scenario: Scenario, name: str = "default",
                fields: dict[str, Any] | None = None) -> Policy:
-    """``name`` is ``default`` or ``naive``; ``fields`` (from a policy file) override
+    """``name`` is ``default``, ``naive`` or ``original``; ``fields`` (from a policy file) override
     the default policy's fields."""
     base: dict[str, Any] = {"probe_interval_s": scenario.probe_interval_s}
     if name == "naive":
         policy = Policy.naive(**base)
+    elif name == "original":
+        policy = Policy.original(**base)
     elif name == "default":
         policy = Policy(**{**base, **(fields or {})})
     else:
-        raise ValueError(f"unknown policy {name!r} (default, naive, or a file)")
+        raise ValueError(f"unknown policy {name!r} (default, naive, original, or a file)")
     paid = frozenset(policy.paid_providers) | scenario.paid_providers
     return policy.model_copy(update={"paid_providers": paid})

@@ -45,7 +45,7 @@ from watcher.parse.records import Unparsed
 from watcher.pins import schema as pinfile
 from watcher.pins.store import PIN_FILENAME, PinStore
 from watcher.pins.view import to_pinfile
-from watcher.simulate.gateway import GatewayModel
+from watcher.simulate.gateway import GatewayModel, PinnedTrial
 from watcher.simulate.model import Scenario
 from watcher.simulate.probes import SimulatedProbes
 
@@ -82,6 +82,7 @@ class RequestRecord:
     requested: str  # where the gateway started (the pin)
     served_by: str | None  # None: chain exhausted
     hit_failing_primary: bool  # the primary was called while its traffic was failing
+    trial: bool = False  # a half-open trial turn (the plugin tried the primary first)
 
 
 @dataclass
@@ -142,6 +143,7 @@ class Simulation:
         self._queue: list[tuple[float, int, int, Any]] = []
         self._seq = 0
         self._pins = {agent: chain[0] for agent, chain in scenario.chains.items()}
+        self._trials: dict[str, PinnedTrial | None] = {}
         self._probe_seq = 0
         self._in_flight: set[str] = set()
         self._position = 0
@@ -156,6 +158,9 @@ class Simulation:
         started = time.perf_counter()
         sc = self.scenario
         self._write_pins()  # the gateway's first read: everyone on the primary
+        if sc.gateway.plugin:  # the plugin says it steers as the gateway starts
+            line = self.gateway.state_line(sc.start)
+            self._push(line.ts, _LINE, line.text)
         for agent in sorted(sc.chains):
             for t in _arrivals(sc, agent, self.rng):
                 self._push(t, _REQUEST, agent)
@@ -194,10 +199,14 @@ class Simulation:
     def _request(self, agent: str) -> None:
         sc = self.scenario
         primary = sc.chains[agent][0]
-        outcome = self.gateway.handle(agent, self._pins[agent], self.now)
+        outcome = self.gateway.handle(
+            agent, self._pins[agent], self.now, self._trials.get(agent)
+        )
         hit = primary in outcome.tried and not sc.traffic_answer(primary, self.now).ok
         self.result.requests.append(
-            RequestRecord(self.now, agent, outcome.requested, outcome.served_by, hit)
+            RequestRecord(
+                self.now, agent, outcome.requested, outcome.served_by, hit, outcome.trial
+            )
         )
         for line in outcome.lines:
             self._push(line.ts, _LINE, line.text)
@@ -256,6 +265,11 @@ class Simulation:
                     PinChange(self.now, agent, before, pin.current_serving)
                 )
             self._pins[agent] = pin.current_serving
+            trial = pin.trial
+            self._trials[agent] = (
+                None if trial is None
+                else PinnedTrial(trial.model, trial.id, pinfile.from_iso(trial.until) or 0.0)
+            )
 
     def _alert(self, alert: Alert) -> None:
         flapping = [a for a, s in self.state.agents.items() if s.flapping]

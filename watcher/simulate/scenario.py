@@ -319,6 +319,9 @@ def parse_scenario(text: str, *, source: str = "scenario", base_dir: Path | None
                 if want(isinstance(value, int) and 0 <= value <= 20,
                         "gateway.rate_limit_retries must be an integer 0..20"):
                     fields[key] = value
+            elif key == "plugin":
+                if want(isinstance(value, bool), "gateway.plugin must be true or false"):
+                    fields[key] = value
             elif key in ("retry_backoff", "timeout", "cooldown", "auth_dedup"):
                 try:
                     fields[f"{key}_s"] = parse_duration(value)
