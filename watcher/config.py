@@ -109,6 +109,12 @@ class ProbeSettings(_Section):
     first_run_after_s: float | None = Field(default=None, ge=0)
 
 
+class DrillSettings(_Section):
+    include_paid: bool = Field(
+        default=False, description="drills probe paid models too (they cost money)"
+    )
+
+
 class MetricsSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -151,6 +157,7 @@ class WatcherSettings(BaseSettings):
     policy: Policy = Field(default_factory=Policy)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     probes: ProbeSettings = Field(default_factory=ProbeSettings)
+    drill: DrillSettings = Field(default_factory=DrillSettings)
     alerts: AlertsConfig | None = Field(
         default=None, description="Telegram; absent: cards are kept in the outbox only"
     )

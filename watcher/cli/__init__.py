@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "classify",
     "simulate",
     "probe",
+    "drill",
     "lint_config",
     "audit",
 )
