@@ -151,6 +151,11 @@ class WatcherSettings(BaseSettings):
         default=Path("~/.openclaw/openclaw.json"),
         description="the gateway's openclaw.json: read, never written",
     )
+    breaker_state_dir: Path | None = Field(
+        default=Path("/var/lib/failover-breaker"),
+        description="the breaker's state dir, read to tell its openclaw.json writes from "
+        "other edits (only read; none: every chain change is 'not the breaker')",
+    )
     tick_interval_s: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
     journal: JournalSettings = Field(default_factory=JournalSettings)

@@ -149,6 +149,16 @@ SAMPLES: dict[TransitionType, Alert] = {
         extra={"provider": "deepseek", "spent": "$5.02 of $5.00"},
     ),
     T.BREAKER_RESET: Alert(T.BREAKER_RESET, T0, extra={"provider": "deepseek"}),
+    T.CHAINS_CHANGED: Alert(
+        T.CHAINS_CHANGED, T0, ("nexus",),
+        detail="nexus: primary ollama/glm-5.1:cloud -> deepseek/deepseek-v4-flash <&>",
+        extra={"writer": "not the breaker", "agents_changed": "1"},
+    ),
+    T.CHAIN_LINT: Alert(
+        T.CHAIN_LINT, T0, ("newbie",),
+        detail="new: newbie: chain ['ollama/qwen3:8b'] has no fallback (needs two deep)",
+        extra={"findings": "1", "new": "1", "cleared": "0"},
+    ),
 }
 
 

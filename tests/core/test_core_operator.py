@@ -182,17 +182,20 @@ def test_changed_chains_keep_health_and_pins_that_still_make_sense() -> None:
     assert done.state.agents["a"].serving == F2  # F1 left its chain
     assert done.state.agents["c"].serving == F1  # new agent, P is still down
     assert done.state.models[P].in_cooldown(T0 + 1)
-    # The edit moved a off F1: said with a card and an audited move.
-    (card,) = alerts_of(done)
+    # The edit moved a off F1: said with a card and an audited move, besides the
+    # CHAINS_CHANGED card that says what changed (watcher.core.drift).
+    card, changed = alerts_of(done)
     assert (card.type.value, card.agents, card.from_model, card.to_model) == (
         "OPERATOR_OVERRIDE", ("a",), F1, F2)
     assert card.extra == {"actor": "openclaw.json", "action": "chain_changed"}
-    move, audit = [e for e in done.effects if isinstance(e, AppendAudit)]
+    assert changed.type.value == "CHAINS_CHANGED" and changed.agents == ("a", "b", "c")
+    move, _twin, audit = [e for e in done.effects if isinstance(e, AppendAudit)]
     assert move.type == "OPERATOR_OVERRIDE" and move.data["actor"] == "openclaw.json"
     assert move.data["before"] == F1 and move.data["after"] == F2
     assert "no pin changed" not in done.sentence
     assert audit.type == "CHAINS_CHANGED"
     assert audit.data["added"] == ["c"] and audit.data["removed"] == ["b"]
+    assert audit.data["moved"] == {"a": [F1, F2]}
 
 
 def test_dropping_a_held_model_from_the_chain_says_the_hold_is_gone() -> None:
@@ -200,7 +203,7 @@ def test_dropping_a_held_model_from_the_chain_says_the_hold_is_gone() -> None:
     held = decide(state, Hold("a", F1, None, "keep", "alice"), T0 + 1, POLICY).state
     done = decide(held, ChainsChanged({"a": (P, F2), "b": (P, F2)}), T0 + 2, POLICY)
     assert done.state.agents["a"].hold is None and done.state.agents["a"].serving == F2
-    (card,) = alerts_of(done)
+    card, _changed = alerts_of(done)
     assert card.extra["hold_dropped"] == F1 and card.from_model == F1
 
 

@@ -10,6 +10,7 @@ probe-driven failbacks) would differ.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,10 @@ class ThroughTheDaemon(Simulation):
         root.mkdir(parents=True, exist_ok=True)
         write_file_world(root, self.scenario.chains)
         settings = load_settings(root / "watcher.toml", policy=self.policy)
-        self.watcher = Watcher.open(settings, clock=lambda: self.now, rng=self.rng)
+        # Start-up decides once (the chain check's baseline), which the simulator does
+        # not: its jitter comes from a throwaway RNG, then both share one stream.
+        self.watcher = Watcher.open(settings, clock=lambda: self.now, rng=random.Random(0))
+        self.watcher.rng = self.rng
         self.probes = RequestedProbes(self)
         self.watcher.scheduler = self.probes  # type: ignore[assignment]
 

@@ -43,6 +43,8 @@ TITLES: dict[TransitionType, str] = {
     TransitionType.SUPPRESSION_DOMINANT: "🙈 Suppression outweighs alerting",
     TransitionType.BREAKER_TRIPPED: "🔌 Breaker tripped: paid provider disabled",
     TransitionType.BREAKER_RESET: "🔋 Breaker reset: provider restored",
+    TransitionType.CHAINS_CHANGED: "🧬 Fallback chains changed",
+    TransitionType.CHAIN_LINT: "🩺 Chain check",
 }
 
 

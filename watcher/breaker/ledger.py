@@ -129,6 +129,9 @@ class Ledger:
     trips: tuple[Trip, ...] = ()
     position: str | None = None  # the source position of the last batch applied
     realtime: float | None = None
+    # sha256 of the texts this breaker wrote into openclaw.json, newest last: how the
+    # watcher tells a breaker cut from a human edit (``watcher.gateway.writers``).
+    written: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls, now: float, zone: ZoneInfo) -> Ledger:
@@ -155,6 +158,7 @@ class Ledger:
             "trips": [t.to_json() for t in self.trips],
             "position": self.position,
             "realtime": self.realtime,
+            "written_sha256": list(self.written),
         }
 
     @classmethod
@@ -171,6 +175,7 @@ class Ledger:
             trips=tuple(Trip.from_json(t) for t in data.get("trips") or ()),
             position=data.get("position"),
             realtime=data.get("realtime"),
+            written=tuple(str(s) for s in data.get("written_sha256") or ()),
         )
 
 
@@ -276,6 +281,16 @@ def without_trips(ledger: Ledger, providers: set[str]) -> Ledger:
     return dataclasses.replace(
         ledger, trips=tuple(t for t in ledger.trips if t.provider not in providers)
     )
+
+
+MAX_WRITTEN = 32  # texts remembered; a human edit after them is "not the breaker" anyway
+
+
+def with_written(ledger: Ledger, sha: str | None) -> Ledger:
+    """Remember that the breaker wrote the text with this sha256."""
+    if sha is None or (ledger.written and ledger.written[-1] == sha):
+        return ledger
+    return dataclasses.replace(ledger, written=(*ledger.written, sha)[-MAX_WRITTEN:])
 
 
 def at_position(ledger: Ledger, position: str, realtime: float | None) -> Ledger:

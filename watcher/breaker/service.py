@@ -44,6 +44,7 @@ from watcher.breaker.ledger import (
     next_reset,
     roll,
     with_trip,
+    with_written,
     without_trips,
 )
 from watcher.breaker.store import LedgerStore
@@ -126,6 +127,7 @@ class Breaker:
                 continue
             if trip.planned_sha == current:
                 log.warning("trip of %s was written before a restart; recording it", trip.provider)
+                self.ledger = with_written(self.ledger, current)
                 fixed = dataclasses.replace(trip, cut=trip.planned, planned=None, planned_sha=None)
             else:
                 fixed = dataclasses.replace(trip, planned=None, planned_sha=None)
@@ -205,6 +207,8 @@ class Breaker:
         cut = outcome.info
         if self.dry_run:
             self.echo(redact_config_text(outcome.diff) or f"(no change for {provider})")
+        elif outcome.written:
+            self.ledger = with_written(self.ledger, outcome.sha256)
         self.ledger = with_trip(self.ledger, dataclasses.replace(
             trip, cut=cut, attempts=trip.attempts + 1, last_error=None, planned=None,
             planned_sha=None, why=why,
@@ -273,6 +277,8 @@ class Breaker:
             return f"could not reset {', '.join(t.provider for t in trips)}: {exc}"
         if self.dry_run:
             self.echo(redact_config_text(outcome.diff) or "(reset: no change)")
+        elif outcome.written:
+            self.ledger = with_written(self.ledger, outcome.sha256)
         said = []
         for restore in outcome.info:
             extra = {"provider": restore.provider}

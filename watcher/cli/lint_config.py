@@ -18,10 +18,9 @@ from pathlib import Path
 
 from watcher.cli.common import add_config_arg, report_config_error, settings_from
 from watcher.config import ConfigError
-from watcher.gateway.chains import GatewayConfig, GatewayConfigError, load_gateway_config
+from watcher.gateway.chains import GatewayConfigError, load_gateway_config
+from watcher.gateway.lint import findings
 from watcher.gateway.plugin import check_plugin
-
-BUILTIN_PROVIDERS = frozenset({"ollama", "openai", "anthropic", "openrouter", "google"})
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,33 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="check the chains only, not the fallback-pin plugin",
     )
     p.set_defaults(func=cmd_lint)
-
-
-def findings(config: GatewayConfig) -> list[str]:
-    out: list[str] = []
-    for agent, chain in sorted(config.chains.items()):
-        providers = [ref.partition("/")[0] for ref in chain]
-        if len(chain) < 2:
-            out.append(f"{agent}: chain {list(chain)} has no fallback (needs two deep)")
-        elif len(chain) < 3:
-            out.append(f"{agent}: chain {list(chain)} is one fallback deep (needs two)")
-        if len(set(providers)) < 2:
-            out.append(
-                f"{agent}: every model is on provider {providers[0]!r}; "
-                "put at least one fallback on another provider"
-            )
-        for ref in chain:
-            provider = ref.partition("/")[0]
-            declared = config.providers.get(provider)
-            if declared is None and provider not in BUILTIN_PROVIDERS:
-                out.append(f"{agent}: {ref}: provider {provider!r} is not in models.providers")
-            elif (
-                declared is not None
-                and declared.models
-                and ref.partition("/")[2] not in declared.models
-            ):
-                out.append(f"{agent}: {ref}: model not listed under models.providers.{provider}")
-    return out
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

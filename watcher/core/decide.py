@@ -100,9 +100,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from watcher.core._fast import evolve
+from watcher.core.drift import NOT_THE_BREAKER, chain_diff, chains_changed_alert, on_chain_lint
 from watcher.core.effects import RequestProbes
 from watcher.core.events import (
     AccessRefused,
+    ChainLint,
     ChainsChanged,
     ChainStoppedEvidence,
     Event,
@@ -186,7 +188,8 @@ def _on_chains(step: Step, ev: ChainsChanged) -> Decided:
         serving = prior.serving if prior.serving in chain else chain[0]
         agents[agent_id] = replace(prior, chain=chain, serving=serving, hold=hold)
     new_state = State(
-        chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=old.plugin
+        chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=old.plugin,
+        lint=old.lint,
     )
     step2 = Step(new_state, step.now, step.policy)
     cause = Cause(kind="config", automatic=False)
@@ -221,11 +224,22 @@ def _on_chains(step: Step, ev: ChainsChanged) -> Decided:
                 step2, agent_id, prior.serving, after, step.now, edit, action="chain_changed",
                 **facts,
             )
-    step2.audit("CHAINS_CHANGED", cause, added=added, removed=removed, changed=changed)
+    diff = chain_diff(old.chains, chains)
+    moved = {
+        a: (old.agents[a].serving, step2.agents[a].serving)
+        for a in sorted(chains)
+        if a in old.agents and old.agents[a].serving != step2.agents[a].serving
+    }
+    writer = ev.writer or NOT_THE_BREAKER
+    step2.alert(chains_changed_alert(step.now, diff, ev.writer, moved), edit)
+    step2.audit(
+        "CHAINS_CHANGED", cause, added=added, removed=removed, changed=changed,
+        writer=writer, diff=diff, moved={a: list(m) for a, m in moved.items()},
+    )
     step2.dirty = True
     return step2.finish(
-        f"gateway chains changed (added {added or 'none'}, removed {removed or 'none'}, "
-        f"changed {changed or 'none'})"
+        f"gateway chains changed by {writer} (added {added or 'none'}, removed "
+        f"{removed or 'none'}, changed {changed or 'none'})"
     )
 
 
@@ -287,6 +301,7 @@ def _snapshot(step: Step) -> State:
         models=step.models,
         agents_by_model=step.state.agents_by_model,
         plugin=step.plugin,
+        lint=step.state.lint,
     )
 
 
@@ -328,4 +343,6 @@ def decide(
         return on_pinfile_rejected(step, event)
     if isinstance(event, ChainsChanged):
         return _on_chains(step, event)
+    if isinstance(event, ChainLint):
+        return on_chain_lint(step, event.findings, baseline=event.baseline)
     raise TypeError(f"decide() got an unknown event {type(event).__name__}")

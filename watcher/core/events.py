@@ -168,6 +168,17 @@ class ChainsChanged:
 
     chains: Mapping[str, tuple[str, ...]]
     error: str | None = None
+    # Who wrote the file: "failover-breaker" (its ledger names the text), or None.
+    writer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLint:
+    """The chain check (``watcher.gateway.lint``) ran on the current ``openclaw.json``:
+    its findings, one sentence each. New ones and cleared ones are announced once."""
+
+    findings: tuple[str, ...]
+    baseline: bool = False  # the first start: record them, announce nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,5 +199,6 @@ Event = (
     | AccessRefused
     | PinFileRejected
     | ChainsChanged
+    | ChainLint
     | Tick
 )

@@ -162,6 +162,8 @@ class State:
     # Derived from chains (never serialised): model -> agents whose chain holds it.
     agents_by_model: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     plugin: PluginView = NO_PLUGIN
+    # The chain check's findings last announced (``watcher.core.drift``), sorted.
+    lint: tuple[str, ...] = ()
 
 
 def index_agents(chains: Chains) -> dict[str, tuple[str, ...]]:
@@ -296,6 +298,7 @@ def to_json(state: State) -> dict[str, Any]:
         "chains": {agent: list(chain) for agent, chain in sorted(state.chains.items())},
         "agents": agents,
         "models": models,
+        "lint": list(state.lint),
         "plugin": {
             "steering": state.plugin.steering,
             "kind": state.plugin.kind,
@@ -347,6 +350,9 @@ def from_json(data: Mapping[str, Any]) -> State:
             why=str(raw_plugin.get("why", NO_PLUGIN.why)),
             since=float(since) if isinstance(since, int | float) else None,
         )
+    raw_lint = data.get("lint")  # absent in snapshots of older runs
+    lint = tuple(str(x) for x in raw_lint) if isinstance(raw_lint, list) else ()
     return State(
-        chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=plugin
+        chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=plugin,
+        lint=lint,
     )

@@ -217,6 +217,7 @@ class Step:
             models=self.models,
             agents_by_model=self.state.agents_by_model,
             plugin=self.plugin,
+            lint=self.state.lint,
         )
 
 

@@ -29,6 +29,8 @@ class TransitionType(StrEnum):
     SUPPRESSION_DOMINANT = "SUPPRESSION_DOMINANT"
     BREAKER_TRIPPED = "BREAKER_TRIPPED"
     BREAKER_RESET = "BREAKER_RESET"
+    CHAINS_CHANGED = "CHAINS_CHANGED"  # openclaw.json's chains changed: the diff, the writer
+    CHAIN_LINT = "CHAIN_LINT"  # the chain check found something new, or it cleared
 
 
 # Cards of these types are never suppressed by dedup (they may still be counted).
@@ -42,6 +44,8 @@ NEVER_SUPPRESSED: frozenset[TransitionType] = frozenset(
         TransitionType.SUPPRESSION_DOMINANT,
         TransitionType.BREAKER_TRIPPED,
         TransitionType.BREAKER_RESET,
+        TransitionType.CHAINS_CHANGED,
+        TransitionType.CHAIN_LINT,
     }
 )
 

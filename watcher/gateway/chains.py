@@ -23,6 +23,7 @@ changes and keeps the last good chains when a new version is broken.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -197,11 +198,21 @@ def parse_gateway_config(text: str) -> GatewayConfig:
 
 
 def load_gateway_config(path: Path) -> GatewayConfig:
+    return _load(path)[0]
+
+
+def _load(path: Path) -> tuple[GatewayConfig, str]:
+    """The config and the sha256 of the bytes it was read from (who wrote them is
+    told by ``watcher.gateway.writers``)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise GatewayConfigError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
-    return parse_gateway_config(text)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GatewayConfigError([f"{path} is not UTF-8 text: {exc}"]) from exc
+    return parse_gateway_config(text), hashlib.sha256(data).hexdigest()
 
 
 class ChainSource:
@@ -214,7 +225,7 @@ class ChainSource:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._stamp = self._stat()
-        self.config = load_gateway_config(self.path)
+        self.config, self.sha256 = _load(self.path)
 
     @property
     def stamp(self) -> tuple[int, int, int, int] | None:
@@ -234,7 +245,7 @@ class ChainSource:
             return self.config, None
         self._stamp = stamp
         try:
-            self.config = load_gateway_config(self.path)
+            self.config, self.sha256 = _load(self.path)
         except GatewayConfigError as exc:
             return self.config, exc
         return self.config, None

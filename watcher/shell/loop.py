@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from watcher import __version__
 from watcher.core.decide import probe_targets
 from watcher.core.events import (
+    ChainLint,
     ChainsChanged,
     Event,
     Tick,
@@ -29,6 +30,7 @@ from watcher.core.evidence import ProbeResult
 from watcher.core.state import State
 from watcher.core.transitions import Alert, TransitionType
 from watcher.gateway.chains import GatewayConfig
+from watcher.gateway.lint import findings
 from watcher.pins.check import chains_validator
 from watcher.pins.store import (
     DEFAULT_LOCK_TIMEOUT,
@@ -234,7 +236,9 @@ class Daemon:
             self.watcher.apply([ChainsChanged(config.chains, error=str(error))])
         elif dict(config.chains) != dict(self.watcher.state.chains):
             self.watcher.pins.validator = chains_validator(config.chains)
-            self.watcher.apply([ChainsChanged(config.chains)])
+            self.watcher.apply(
+                [self.watcher.chains_changed(), ChainLint(tuple(findings(config)))]
+            )
             if self.watcher.prober is not None:
                 self.watcher.prober.update_directory(
                     ProviderDirectory.build(self.settings.providers, config.providers)

@@ -42,6 +42,7 @@ from watcher.core.effects import (
     carry,
 )
 from watcher.core.events import (
+    ChainLint,
     ChainsChanged,
     Event,
     PinFileEdited,
@@ -51,7 +52,9 @@ from watcher.core.events import (
 from watcher.core.state import State, check_invariants, from_json
 from watcher.core.transitions import Alert, TransitionType
 from watcher.gateway.chains import ChainSource
+from watcher.gateway.lint import findings
 from watcher.gateway.plugin import PluginCheck, check_plugin
+from watcher.gateway.writers import writer_of
 from watcher.parse.records import PluginState
 from watcher.pins.check import chains_validator
 from watcher.pins.store import (
@@ -157,12 +160,16 @@ class Watcher:
         """Replay what a crash left pending, take in an openclaw.json changed while
         stopped, give a first start its pin file, and say if the audit log had to be
         set aside. Once, before the first ``apply``."""
+        first_start = not self.snapshot.data
         self._recover()
         chains = self.chain_source.config.chains
         if dict(self.state.chains) != dict(chains):
             # openclaw.json changed while we were stopped: through apply, so the pin
             # file is rewritten and the change audited, like a change seen while running.
-            self.apply([ChainsChanged(chains)])
+            self.apply([self.chains_changed()])
+        # The chain check now: what is new or cleared since the last run is announced.
+        lint = ChainLint(tuple(findings(self.chain_source.config)), baseline=first_start)
+        self.apply([lint])
         if not self.pins.path.exists():  # first start: the gateway gets a pin file at once
             self._write_pins_now()
         problem, self._audit_problem = self._audit_problem, None
@@ -178,6 +185,13 @@ class Watcher:
                     extra={"set_aside_as": self.audit.set_aside_as or "?"},
                 )
             )
+
+    def chains_changed(self) -> ChainsChanged:
+        """The event for the chains ``chain_source`` holds now, naming their writer."""
+        source = self.chain_source
+        return ChainsChanged(
+            source.config.chains, writer=writer_of(source.sha256, self.settings.breaker_state_dir)
+        )
 
     # -- start-up ---------------------------------------------------------------------
 
