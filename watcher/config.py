@@ -113,6 +113,25 @@ class DrillSettings(_Section):
     include_paid: bool = Field(
         default=False, description="drills probe paid models too (they cost money)"
     )
+    schedule: str | None = Field(
+        default=None,
+        description="run a drill on this cron schedule (minute hour day month weekday, "
+        "the host's time zone), e.g. '0 6 * * mon' for Mondays 06:00; name the weekday "
+        "(APScheduler 3 counts 0 as Monday, not Sunday); none: never",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a cron schedule ({exc})") from None
+        return value
 
 
 class MetricsSettings(_Section):

@@ -140,6 +140,13 @@ def collect(
             "since": iso(state.plugin.since),
             "config": plugin_check,
         },
+        "drill": None if state.drill is None else {
+            "at": iso(state.drill.at),
+            "agents": {
+                agent: {"working_depth": d, "members": n, "cross_provider_ok": cross}
+                for agent, (d, n, cross) in sorted(state.drill.agents.items())
+            },
+        },
         "alerts": {
             "outbox_depth": outbox["depth"],
             "outbox_by_state": outbox["by_state"],
@@ -202,6 +209,14 @@ def render_text(data: dict[str, Any]) -> str:
             lines.append(f"  openclaw.json loads it for this pin file ({cfg['pin_file']})")
         for problem in cfg["problems"]:
             lines.append(f"  ! {problem}")
+    drill = data.get("drill")
+    if drill is None:
+        lines.append("Last drill: never (failover-watcher drill, or [drill] schedule)")
+    else:
+        weak = [a for a, d in drill["agents"].items()
+                if d["working_depth"] < 2 or not d["cross_provider_ok"]]
+        lines.append(f"Last drill: {drill['at']}, {len(drill['agents'])} agent(s), "
+                     + (f"degraded: {', '.join(weak)}" if weak else "none degraded"))
     al = data["alerts"]
     lines.append(f"Outbox: {al['outbox_depth']} waiting {al['outbox_by_state']}")
     sup = al["suppressed_last_hour"]

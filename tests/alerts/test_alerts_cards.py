@@ -154,6 +154,17 @@ SAMPLES: dict[TransitionType, Alert] = {
         detail="nexus: primary ollama/glm-5.1:cloud -> deepseek/deepseek-v4-flash <&>",
         extra={"writer": "not the breaker", "agents_changed": "1"},
     ),
+    T.DRILL_REPORT: Alert(
+        T.DRILL_REPORT, T0,
+        detail="alpha: 3/3 working, cross-provider yes: p/a ok 12ms, q/b ok 30ms, r/c ok 9ms\n"
+        "beta: 2/3 working, cross-provider NO: p/a ok 12ms, p/d ok 8ms, q/e throttle",
+        extra={"agents": "2", "degraded": "1"},
+    ),
+    T.CHAIN_DEGRADED: Alert(
+        T.CHAIN_DEGRADED, T0, ("beta",),
+        detail="no working fallback on another provider\np/a ok 12ms, p/d ok 8ms, q/e throttle",
+        extra={"working_depth": "2"},
+    ),
     T.CHAIN_LINT: Alert(
         T.CHAIN_LINT, T0, ("newbie",),
         detail="new: newbie: chain ['ollama/qwen3:8b'] has no fallback (needs two deep)",

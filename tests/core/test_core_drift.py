@@ -3,10 +3,12 @@ its writer, and chain-check findings announced once each way."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from watcher.core.decide import decide, initial_state
 from watcher.core.drift import NOT_THE_BREAKER, chain_diff
 from watcher.core.effects import AppendAudit, EnqueueAlert
-from watcher.core.events import ChainLint, ChainsChanged
+from watcher.core.events import ChainLint, ChainsChanged, DrillReported, DrillSummary
 from watcher.core.policy import Policy
 from watcher.core.transitions import TransitionType
 
@@ -56,3 +58,28 @@ def test_findings_are_announced_once_when_new_and_once_when_cleared() -> None:
     (alert,) = [e.alert for e in clear.effects if isinstance(e, EnqueueAlert)]
     assert alert.detail == "cleared: x: one deep\ncleared: x: one provider"
     assert clear.state.lint == ()
+
+
+def _summary(agent: str, depth: int, cross: bool) -> DrillSummary:
+    return DrillSummary(agent, depth, 3, cross, depth < 2 or not cross, f"{agent} line")
+
+
+def test_a_drill_reports_always_and_says_degraded_once_when_it_is_lost() -> None:
+    state = initial_state({"x": [A, B, C], "y": [A, C, D]})
+    sound = DrillReported((_summary("x", 3, True), _summary("y", 3, True)))
+    lost = DrillReported((_summary("x", 3, True), _summary("y", 2, False)))
+
+    def types(done: Any) -> list[TransitionType]:
+        return [e.alert.type for e in done.effects if isinstance(e, EnqueueAlert)]
+
+    first = decide(state, sound, T0, Policy())
+    assert types(first) == [TransitionType.DRILL_REPORT]
+    assert first.state.drill is not None and first.state.drill.sound("y")
+    second = decide(first.state, lost, T0 + 1, Policy())
+    assert types(second) == [TransitionType.DRILL_REPORT, TransitionType.CHAIN_DEGRADED]
+    degraded = [e.alert for e in second.effects if isinstance(e, EnqueueAlert)][1]
+    assert degraded.agents == ("y",) and "no working fallback" in (degraded.detail or "")
+    again = decide(second.state, lost, T0 + 2, Policy())
+    assert types(again) == [TransitionType.DRILL_REPORT]  # still degraded: said once
+    # A degraded agent at the very first drill is said too.
+    assert TransitionType.CHAIN_DEGRADED in types(decide(state, lost, T0, Policy()))

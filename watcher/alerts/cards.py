@@ -45,6 +45,8 @@ TITLES: dict[TransitionType, str] = {
     TransitionType.BREAKER_RESET: "🔋 Breaker reset: provider restored",
     TransitionType.CHAINS_CHANGED: "🧬 Fallback chains changed",
     TransitionType.CHAIN_LINT: "🩺 Chain check",
+    TransitionType.DRILL_REPORT: "🧪 Chain drill",
+    TransitionType.CHAIN_DEGRADED: "🧯 Fallback chain degraded",
 }
 
 

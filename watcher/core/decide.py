@@ -101,12 +101,14 @@ from dataclasses import replace
 
 from watcher.core._fast import evolve
 from watcher.core.drift import NOT_THE_BREAKER, chain_diff, chains_changed_alert, on_chain_lint
+from watcher.core.drills import on_drill
 from watcher.core.effects import RequestProbes
 from watcher.core.events import (
     AccessRefused,
     ChainLint,
     ChainsChanged,
     ChainStoppedEvidence,
+    DrillReported,
     Event,
     FailbackNow,
     Hold,
@@ -190,6 +192,7 @@ def _on_chains(step: Step, ev: ChainsChanged) -> Decided:
     new_state = State(
         chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=old.plugin,
         lint=old.lint,
+        drill=old.drill,
     )
     step2 = Step(new_state, step.now, step.policy)
     cause = Cause(kind="config", automatic=False)
@@ -302,6 +305,7 @@ def _snapshot(step: Step) -> State:
         agents_by_model=step.state.agents_by_model,
         plugin=step.plugin,
         lint=step.state.lint,
+        drill=step.state.drill,
     )
 
 
@@ -343,6 +347,8 @@ def decide(
         return on_pinfile_rejected(step, event)
     if isinstance(event, ChainsChanged):
         return _on_chains(step, event)
+    if isinstance(event, DrillReported):
+        return on_drill(step, event)
     if isinstance(event, ChainLint):
         return on_chain_lint(step, event.findings, baseline=event.baseline)
     raise TypeError(f"decide() got an unknown event {type(event).__name__}")

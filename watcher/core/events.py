@@ -182,6 +182,25 @@ class ChainLint:
 
 
 @dataclass(frozen=True, slots=True)
+class DrillSummary:
+    """One agent's line of a chain drill (``watcher.probe.drill``)."""
+
+    agent: str
+    working_depth: int
+    members: int
+    cross_provider_ok: bool
+    degraded: bool
+    line: str  # its members, compact: "p/a ok 120ms, q/b throttle, r/c not probed"
+
+
+@dataclass(frozen=True, slots=True)
+class DrillReported:
+    """A scheduled drill finished: one summary per agent."""
+
+    agents: tuple[DrillSummary, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed. The daemon ticks every few seconds (15 s by default): holds expire,
     flap scores decay, due probes are requested."""
@@ -200,5 +219,6 @@ Event = (
     | PinFileRejected
     | ChainsChanged
     | ChainLint
+    | DrillReported
     | Tick
 )

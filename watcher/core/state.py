@@ -155,6 +155,18 @@ NO_PLUGIN = PluginView()
 
 
 @dataclass(frozen=True, slots=True)
+class DrillView:
+    """The last drill: when, and per agent (working depth, members, cross-provider ok)."""
+
+    at: float
+    agents: Mapping[str, tuple[int, int, bool]]
+
+    def sound(self, agent: str) -> bool:
+        entry = self.agents.get(agent)
+        return entry is not None and entry[0] >= 2 and entry[2]
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     chains: Chains
     agents: Mapping[str, AgentState]
@@ -164,6 +176,7 @@ class State:
     plugin: PluginView = NO_PLUGIN
     # The chain check's findings last announced (``watcher.core.drift``), sorted.
     lint: tuple[str, ...] = ()
+    drill: DrillView | None = None  # the last scheduled drill (``watcher.core.drills``)
 
 
 def index_agents(chains: Chains) -> dict[str, tuple[str, ...]]:
@@ -299,6 +312,10 @@ def to_json(state: State) -> dict[str, Any]:
         "agents": agents,
         "models": models,
         "lint": list(state.lint),
+        "drill": None if state.drill is None else {
+            "at": state.drill.at,
+            "agents": {a: list(v) for a, v in sorted(state.drill.agents.items())},
+        },
         "plugin": {
             "steering": state.plugin.steering,
             "kind": state.plugin.kind,
@@ -352,7 +369,17 @@ def from_json(data: Mapping[str, Any]) -> State:
         )
     raw_lint = data.get("lint")  # absent in snapshots of older runs
     lint = tuple(str(x) for x in raw_lint) if isinstance(raw_lint, list) else ()
+    raw_drill = data.get("drill")  # absent in snapshots of older runs
+    drill = None
+    if isinstance(raw_drill, Mapping):
+        drill = DrillView(
+            at=float(raw_drill["at"]),
+            agents={
+                str(a): (int(v[0]), int(v[1]), bool(v[2]))
+                for a, v in dict(raw_drill.get("agents") or {}).items()
+            },
+        )
     return State(
         chains=chains, agents=agents, models=models, agents_by_model=by_model, plugin=plugin,
-        lint=lint,
+        lint=lint, drill=drill,
     )

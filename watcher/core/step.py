@@ -218,6 +218,7 @@ class Step:
             agents_by_model=self.state.agents_by_model,
             plugin=self.plugin,
             lint=self.state.lint,
+            drill=self.state.drill,
         )
 
 

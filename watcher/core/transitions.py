@@ -31,6 +31,8 @@ class TransitionType(StrEnum):
     BREAKER_RESET = "BREAKER_RESET"
     CHAINS_CHANGED = "CHAINS_CHANGED"  # openclaw.json's chains changed: the diff, the writer
     CHAIN_LINT = "CHAIN_LINT"  # the chain check found something new, or it cleared
+    DRILL_REPORT = "DRILL_REPORT"  # a scheduled drill's table
+    CHAIN_DEGRADED = "CHAIN_DEGRADED"  # an agent lost its working depth 2 or cross-provider
 
 
 # Cards of these types are never suppressed by dedup (they may still be counted).
@@ -46,6 +48,8 @@ NEVER_SUPPRESSED: frozenset[TransitionType] = frozenset(
         TransitionType.BREAKER_RESET,
         TransitionType.CHAINS_CHANGED,
         TransitionType.CHAIN_LINT,
+        TransitionType.CHAIN_DEGRADED,
+        TransitionType.DRILL_REPORT,
     }
 )
 

@@ -21,9 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from watcher.core.events import DrillReported, DrillSummary
 from watcher.core.evidence import ProbeResult
 from watcher.probe.providers import ProviderDirectory
-from watcher.probe.scheduler import FailbackProber, Prober
+from watcher.probe.scheduler import FailbackProber, Prober, ResultSink
 
 SCHEMA = 1
 MIN_DEPTH = 2
@@ -165,21 +166,41 @@ async def run_drill(
     include_paid: bool = False,
     paid_providers: Iterable[str] = (),
     prober: FailbackProber | None = None,
+    on_result: ResultSink | None = None,
 ) -> DrillReport:
-    """Probe the chains' members. With ``prober`` (the daemon's), the drill shares its
-    slots and budget, and each result goes to the prober's sink as health evidence
-    like any probe; without, results are only reported."""
+    """Probe the chains' members. With ``prober`` (the daemon's) the drill shares its
+    slots and budget. Each result goes to ``on_result`` (health evidence for the
+    daemon); without one, results are only reported."""
     targets, skipped = drill_targets(
         chains, directory, include_paid=include_paid, paid_providers=paid_providers
     )
     runner = prober or FailbackProber(client, directory, _discard)
-    report = await runner.run_pass(targets)
+    report = await runner.run_pass(targets, on_result=on_result or _discard)
     for ref in report.over_budget:
         skipped[ref] = SKIP_BUDGET
     for ref in report.unknown_provider:
         skipped[ref] = SKIP_UNKNOWN
     results = {r.model: r for r in report.results}
     return assess(chains, results, skipped, report.started_at)
+
+
+def drill_reported(report: DrillReport) -> DrillReported:
+    """The core's event for a finished drill: one compact summary per agent."""
+    summaries = []
+    for agent, drill in sorted(report.agents.items()):
+        parts = []
+        for m in drill.members:
+            if m.skipped:
+                parts.append(f"{m.model} not probed")
+            elif m.ok:
+                parts.append(f"{m.model} ok {m.latency_ms}ms")
+            else:
+                parts.append(f"{m.model} {m.failure_class}")
+        summaries.append(DrillSummary(
+            agent, drill.working_depth, len(drill.members), drill.cross_provider_ok,
+            drill.degraded, ", ".join(parts),
+        ))
+    return DrillReported(tuple(summaries))
 
 
 def render_text(report: DrillReport) -> str:

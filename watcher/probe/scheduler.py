@@ -137,8 +137,12 @@ class FailbackProber:
     def budget_status(self) -> dict[str, BudgetStatus]:
         return self.budget.status(self._wall_clock())
 
-    async def run_pass(self, targets: Iterable[str]) -> PassReport:
-        """Probe each target once; returns when every result has been handed over."""
+    async def run_pass(
+        self, targets: Iterable[str], *, on_result: ResultSink | None = None
+    ) -> PassReport:
+        """Probe each target once; returns when every result has been handed over (to
+        ``on_result`` when given, else to the prober's own sink)."""
+        sink = on_result or self._on_result
         started_at = self._wall_clock()
         t0 = time.monotonic()
         refs = list(dict.fromkeys(targets))  # once each, order kept
@@ -166,7 +170,7 @@ class FailbackProber:
                     if isinstance(item, BudgetStatus):
                         await self._on_budget_exhausted(item)
                     else:
-                        await self._on_result(item)
+                        await sink(item)
                 except Exception:
                     log.exception("probe result callback failed")
 

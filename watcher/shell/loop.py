@@ -18,6 +18,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
 from watcher import __version__
 from watcher.core.decide import probe_targets
 from watcher.core.events import (
@@ -37,6 +40,7 @@ from watcher.pins.store import (
 )
 from watcher.probe.budget import BudgetStatus
 from watcher.probe.client import ProbeClient, ProbeTimeouts
+from watcher.probe.drill import DrillReport, drill_reported, run_drill
 from watcher.probe.providers import ProviderDirectory
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.shell.snapshot import SnapshotPosition
@@ -206,6 +210,54 @@ class Daemon:
         async with ProbeClient(timeouts=timeouts, environ=self.watcher.environ) as client:
             return await client.probe(ref, provider)
 
+    # -- drills ----------------------------------------------------------------------------
+
+    async def drill_once(self) -> DrillReport:
+        """One drill of every chain (``watcher.probe.drill``), sharing the failback
+        prober's slots and budget when probing is on. Results for models no agent is
+        served by are health evidence (a drill moves no pin by itself); the summary
+        goes through ``apply`` as one DRILL_REPORT card, and CHAIN_DEGRADED for each
+        agent that lost its depth or cross-provider fallback since the last drill."""
+        w = self.watcher
+        config = w.chain_source.config
+        prober = w.prober
+        directory = (
+            prober.directory if prober is not None
+            else ProviderDirectory.build(self.settings.providers, config.providers)
+        )
+
+        async def evidence(result: ProbeResult) -> None:
+            served = {agent.serving for agent in w.state.agents.values()}
+            if result.model not in served:
+                await self.apply_async([result])
+
+        timeouts = ProbeTimeouts(total=self.settings.probes.timeout_s)
+        async with ProbeClient(timeouts=timeouts, environ=w.environ) as client:
+            report = await run_drill(
+                config.chains, directory, client,
+                include_paid=self.settings.drill.include_paid,
+                paid_providers=w.policy.paid_providers, prober=prober, on_result=evidence,
+            )
+        metrics = w.metrics.watcher
+        for agent, drill in report.agents.items():
+            metrics.chain_working_depth.labels(agent).set(drill.working_depth)
+        metrics.drill_last_success.set(w.clock())
+        await self.apply_async([drill_reported(report)])
+        log.info("drill: %d agent(s), %d degraded", len(report.agents), len(report.degraded))
+        return report
+
+    def _start_drills(self) -> AsyncIOScheduler | None:
+        schedule = self.settings.drill.schedule
+        if schedule is None:
+            return None
+        scheduler = AsyncIOScheduler()
+        scheduler.add_job(
+            self.drill_once, CronTrigger.from_crontab(schedule), id="drill",
+            name="chain drill", max_instances=1, coalesce=True, misfire_grace_time=3600,
+        )
+        scheduler.start()
+        return scheduler
+
     # -- operator commands ---------------------------------------------------------------
 
     def build_control(self) -> TelegramControl | None:
@@ -281,6 +333,7 @@ class Daemon:
             log.error("%s", exc)
             return 1
         metrics_server = self._start_metrics()
+        drills = self._start_drills()
         control = self.build_control()  # before the sender starts: cards get buttons
         if self.watcher.alert_service is not None:
             await self.watcher.alert_service.start()
@@ -320,6 +373,8 @@ class Daemon:
                 await task
         if self.watcher.scheduler is not None:
             self.watcher.scheduler.shutdown()
+        if drills is not None:
+            drills.shutdown(wait=False)
         if control is not None:
             await control.stop()
         if self.watcher.alert_service is not None:

@@ -84,6 +84,8 @@ class WatcherMetrics:
     journal_lag: Gauge
     last_applied: Gauge
     pin_lock_timeouts: Counter
+    chain_working_depth: Gauge
+    drill_last_success: Gauge
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> WatcherMetrics:
@@ -137,6 +139,17 @@ class WatcherMetrics:
                 f"{PREFIX}_pin_lock_timeouts_total",
                 "Times the pin file lock stayed held by someone else past the lock timeout "
                 "(the watcher keeps waiting).",
+                registry=registry,
+            ),
+            chain_working_depth=Gauge(
+                f"{PREFIX}_chain_working_depth",
+                "Members of the agent's chain that answered the last drill.",
+                ["agent"],
+                registry=registry,
+            ),
+            drill_last_success=Gauge(
+                f"{PREFIX}_drill_last_success_timestamp_seconds",
+                "When the last drill completed (epoch seconds).",
                 registry=registry,
             ),
         )
