@@ -113,12 +113,31 @@ class DrillSettings(_Section):
     include_paid: bool = Field(
         default=False, description="drills probe paid models too (they cost money)"
     )
+    openclaw: str = Field(
+        default="openclaw",
+        description="the gateway's CLI, for drill --live (a command line; run as the "
+        "gateway's user, or with its OPENCLAW_* environment)",
+    )
+    gateway_token: str | None = Field(
+        default=None,
+        description="drill --live: the gateway token as a credential reference (env:NAME "
+        "or cred:NAME), handed to the CLI as OPENCLAW_GATEWAY_TOKEN; none: the CLI's own",
+    )
     schedule: str | None = Field(
         default=None,
         description="run a drill on this cron schedule (minute hour day month weekday, "
         "the host's time zone), e.g. '0 6 * * mon' for Mondays 06:00; name the weekday "
         "(APScheduler 3 counts 0 as Monday, not Sunday); none: never",
     )
+
+    @field_validator("gateway_token")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        if value is not None:
+            from watcher.probe.providers import CredentialRef
+
+            CredentialRef.parse(value)
+        return value
 
     @field_validator("schedule")
     @classmethod

@@ -1,4 +1,5 @@
-"""``failover-watcher drill [--config F | --openclaw F] [--agent A] [--include-paid] [--json]``.
+"""``failover-watcher drill [--config F | --openclaw F] [--agent A] [--include-paid] [--json]``,
+and ``failover-watcher drill --live AGENT`` (``watcher.cli.drill_live``).
 
 Probes every member of every agent's chain (``watcher.probe.drill``) and prints, per
 agent, each member's result, the working depth and whether a working fallback exists
@@ -43,6 +44,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds per probe (default: [probes] timeout_s, 5)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (schema 1)")
+    p.add_argument("--live", metavar="AGENT",
+                   help="through the gateway: hold AGENT on each member in turn, send one "
+                   "real turn, confirm from the plugin's outcome line who served it")
     p.set_defaults(func=run)
 
 
@@ -51,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from(args)
     except ConfigError as exc:
         return report_config_error(exc, prog="drill")
+    if args.live is not None:
+        from watcher.cli.drill_live import run_live
+
+        return run_live(args, settings)
     path = (args.openclaw or settings.gateway_config).expanduser()
     try:
         gateway = load_gateway_config(path)
