@@ -212,7 +212,7 @@ def render_text(report: DrillReport) -> str:
             f"cross-provider fallback {'yes' if drill.cross_provider_ok else 'no'}: {verdict}"
         )
         for i, m in enumerate(drill.members):
-            role = "primary " if i == 0 else f"fallback{i}"
+            role = "primary  " if i == 0 else f"fallback{i}"
             if m.skipped:
                 state = f"not probed: {m.skipped}"
             elif m.ok:
