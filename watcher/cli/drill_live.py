@@ -220,7 +220,7 @@ def _release(store: PinStore, agent: str, by: str, *, code: int) -> int:
 def _render(agent: str, members: list[LiveMember], primary_ms: int | None) -> str:
     lines = [f"live drill of {agent} through the gateway:"]
     for i, m in enumerate(members):
-        role = "primary " if i == 0 else f"fallback{i}"
+        role = "primary  " if i == 0 else f"fallback{i}"
         if m.served:
             delta = ("" if primary_ms is None or m.latency_ms is None or i == 0
                      else f" ({m.latency_ms - primary_ms:+d} ms)")
