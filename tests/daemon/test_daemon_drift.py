@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.breaker.conftest import GATEWAY_JSON
 from tests.breaker.test_breaker_daemon import cut_written, run_daemon
+from tests.rigs.file_world import write_file_world
 from watcher.config import load_settings
 from watcher.shell.loop import Daemon
 from watcher.shell.watcher import Watcher
@@ -28,14 +29,12 @@ def write_openclaw(path: Path, chains: dict[str, list[str]]) -> None:
 
 
 def open_watcher(root: Path, gateway: Path, breaker_state: Path) -> Watcher:
-    (root / "log.txt").write_text("")
-    config = root / "watcher.toml"
-    config.write_text(
-        f'state_dir = "{root / "wstate"}"\n'
-        f'gateway_config = "{gateway}"\n'
-        f'breaker_state_dir = "{breaker_state}"\n'
-        f'[journal]\nsource = "file:{root / "log.txt"}"\nstart_at = "head"\n'
-        "[probes]\nenabled = false\n[metrics]\nenabled = false\n[plugin]\nrequired = false\n"
+    """A watcher in ``root/watcher`` (its state apart from the breaker's)."""
+    root = root / "watcher"
+    root.mkdir()
+    config = write_file_world(
+        root, {}, openclaw_path=gateway,
+        top_toml=f'breaker_state_dir = "{breaker_state}"\n',
     )
     return Watcher.open(load_settings(config))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,12 +27,8 @@ CHAINS = {
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeModelServer]:
-    server = FakeModelServer().start_in_thread()
-    try:
-        yield server
-    finally:
-        server.stop_in_thread()
+def fake(threaded_models: FakeModelServer) -> FakeModelServer:
+    return threaded_models
 
 
 def world(root: Path, fake: FakeModelServer, schedule: str | None = None) -> Path:

@@ -571,3 +571,18 @@ class WatcherProcess:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(20)
         return None if self.proc is None else self.proc.returncode
+
+
+@contextlib.contextmanager
+def all_running(
+    gateway: GatewayRig, watcher: WatcherProcess, fake: FakeModelServer
+) -> Iterator[None]:
+    """Start the gateway, then the watcher; stop both and the fake model server after."""
+    try:
+        gateway.start()
+        watcher.start()
+        yield
+    finally:
+        watcher.stop()
+        gateway.stop()
+        fake.stop_in_thread()

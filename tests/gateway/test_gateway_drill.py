@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.rig import GatewayRig, WatcherProcess, gateway_binaries, wait_until
+from tests.gateway.rig import (
+    GatewayRig,
+    WatcherProcess,
+    all_running,
+    gateway_binaries,
+    wait_until,
+)
 from watcher.fakes.journal import LiveJournal
 from watcher.fakes.models import FakeModelServer, Reply
 
@@ -41,14 +47,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayRig, 
             f"[probes]\nenabled = false\n[plugin]\nheartbeat_s = 5\n"
             f'[drill]\nopenclaw = {json.dumps(cli)}\ngateway_token = "env:DRILL_GATEWAY_TOKEN"\n',
         )
-        try:
-            gateway.start()
-            watcher.start()
+        with all_running(gateway, watcher, fake):
             yield gateway, watcher, fake
-        finally:
-            watcher.stop()
-            gateway.stop()
-            fake.stop_in_thread()
 
 
 def drill(gateway: GatewayRig, watcher: WatcherProcess, *extra: str) -> subprocess.Popen[str]:

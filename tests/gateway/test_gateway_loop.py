@@ -16,7 +16,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.gateway.rig import GatewayRig, WatcherProcess, gateway_binaries, wait_until
+from tests.gateway.rig import (
+    GatewayRig,
+    WatcherProcess,
+    all_running,
+    gateway_binaries,
+    wait_until,
+)
 from watcher.fakes.journal import LiveJournal
 from watcher.fakes.models import FakeModelServer, Reply
 
@@ -52,14 +58,8 @@ def loop(
         )
         (root / "gw").mkdir(exist_ok=True)
         watcher = WatcherProcess(root, gateway.config_path, root / "journal", WATCHER_SETTINGS)
-        try:
-            gateway.start()
-            watcher.start()
+        with all_running(gateway, watcher, fake):
             yield gateway, watcher, fake
-        finally:
-            watcher.stop()
-            gateway.stop()
-            fake.stop_in_thread()
 
 
 def test_a_throttled_primary_moves_the_pin_and_the_next_turn_never_asks_it(

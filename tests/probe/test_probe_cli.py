@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,12 +21,8 @@ def run_cli(*argv: str) -> int:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeModelServer]:
-    server = FakeModelServer().start_in_thread()
-    try:
-        yield server
-    finally:
-        server.stop_in_thread()
+def fake(threaded_models: FakeModelServer) -> FakeModelServer:
+    return threaded_models
 
 
 def test_probe_of_a_healthy_model_prints_ok_and_exits_0(fake, capsys):

@@ -5,7 +5,6 @@ left alone unless asked."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,10 @@ CHAINS = {
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeModelServer]:
-    server = FakeModelServer().start_in_thread()
-    server.script("dead", probe=Reply.failing(404, "model 'dead' not found"))
-    server.script("busy", probe=Reply.throttle("30"))
-    try:
-        yield server
-    finally:
-        server.stop_in_thread()
+def fake(threaded_models: FakeModelServer) -> FakeModelServer:
+    threaded_models.script("dead", probe=Reply.failing(404, "model 'dead' not found"))
+    threaded_models.script("busy", probe=Reply.throttle("30"))
+    return threaded_models
 
 
 @pytest.fixture

@@ -14,9 +14,12 @@ from pathlib import Path
 
 
 def write_file_world(
-    root: Path, chains: Mapping[str, Sequence[str]], *, extra_toml: str = ""
+    root: Path, chains: Mapping[str, Sequence[str]], *, extra_toml: str = "",
+    top_toml: str = "", openclaw_path: Path | None = None,
 ) -> Path:
-    """``extra_toml``: more tables (``[policy]``, ``[alerts]``, ...) appended as given."""
+    """``extra_toml``: more tables (``[policy]``, ``[alerts]``, ...) appended as given;
+    ``top_toml``: more top-level keys. ``openclaw_path``: an ``openclaw.json`` the test
+    wrote itself (``chains`` are then not written)."""
     openclaw = {
         "agents": {
             "entries": {
@@ -26,13 +29,16 @@ def write_file_world(
         },
         "models": {"providers": {"ollama": {"baseUrl": "http://127.0.0.1:9", "api": "ollama"}}},
     }
-    (root / "openclaw.json").write_text(json.dumps(openclaw))
+    if openclaw_path is None:
+        openclaw_path = root / "openclaw.json"
+        openclaw_path.write_text(json.dumps(openclaw))
     (root / "log.txt").write_text("")
     config = root / "watcher.toml"
     config.write_text(
         f'state_dir = "{root / "state"}"\n'
-        f'gateway_config = "{root / "openclaw.json"}"\n'
-        f'[journal]\nsource = "file:{root / "log.txt"}"\nstart_at = "head"\n'
+        f'gateway_config = "{openclaw_path}"\n'
+        + top_toml
+        + f'[journal]\nsource = "file:{root / "log.txt"}"\nstart_at = "head"\n'
         "[probes]\nenabled = false\n[metrics]\nenabled = false\n[plugin]\nrequired = false\n"
         + extra_toml
     )
