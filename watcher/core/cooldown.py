@@ -43,6 +43,14 @@ def duration(level: int, policy: Policy, jitter: float) -> float:
     return min(raw, policy.cooldown_cap_s) * (1.0 + policy.jitter_fraction * jitter)
 
 
+def retry_after_end(policy: Policy, at: float, retry_after_s: float | None) -> float | None:
+    """When a Retry-After seen at ``at`` lets the model be tried again (clipped to
+    ``retry_after_max_s``), or None when there is none to honour."""
+    if not policy.honour_retry_after or retry_after_s is None or retry_after_s <= 0:
+        return None
+    return at + min(retry_after_s, policy.retry_after_max_s)
+
+
 def next_cooldown(
     *,
     until: float | None,
@@ -62,8 +70,9 @@ def next_cooldown(
         if last_throttle_at is not None and at - last_throttle_at <= policy.cooldown_decay_s:
             new_level += 1
     end = at + duration(new_level, policy, jitter)
-    if policy.honour_retry_after and retry_after_s is not None and retry_after_s > 0:
-        end = max(end, at + min(retry_after_s, policy.retry_after_max_s))
+    asked = retry_after_end(policy, at, retry_after_s)
+    if asked is not None:
+        end = max(end, asked)
     if until is not None:
         end = max(end, until)
     return Cooldown(until=end, level=new_level, started=not running, escalated=new_level > level)

@@ -10,7 +10,7 @@ from typing import Any
 from watcher.classify.table import TAXONOMY, FailureClass
 from watcher.core import trial
 from watcher.core._fast import evolve
-from watcher.core.cooldown import next_cooldown
+from watcher.core.cooldown import next_cooldown, retry_after_end
 from watcher.core.events import (
     ChainStoppedEvidence,
     LaneHintEvidence,
@@ -224,11 +224,8 @@ def _throttle(
 def _retry_after_only(
     step: Step, ref: str, health: ModelHealth, at: float, retry_after_s: float | None
 ) -> dict[str, Any]:
-    policy = step.policy
-    if not policy.honour_retry_after or retry_after_s is None or retry_after_s <= 0:
-        return {}
-    until = at + min(retry_after_s, policy.retry_after_max_s)
-    if health.cooldown_until is not None and until <= health.cooldown_until:
+    until = retry_after_end(step.policy, at, retry_after_s)
+    if until is None or (health.cooldown_until is not None and until <= health.cooldown_until):
         return {}
     step.notes.append(f"cooldown of {ref} extended to {iso(until)} by the probe's Retry-After")
     return {"cooldown_until": until}

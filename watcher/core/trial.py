@@ -30,6 +30,7 @@ does not steer, the probe rule (``rise`` probes in a row) brings it back as befo
 from __future__ import annotations
 
 from watcher.core._fast import evolve
+from watcher.core.cooldown import retry_after_end
 from watcher.core.state import ModelHealth
 from watcher.core.step import Cause, Decided, Step
 from watcher.pins.schema import iso
@@ -90,25 +91,21 @@ def failed_trial_changes(
     health: ModelHealth, at: float, retry_after_s: float | None, step: Step
 ) -> dict[str, object]:
     """The ModelHealth changes when the canary's turn on the model failed."""
-    policy = step.policy
-    wait = policy.trial_interval_s
-    if policy.honour_retry_after and retry_after_s is not None and retry_after_s > 0:
-        wait = max(wait, min(retry_after_s, policy.retry_after_max_s))
+    asked = retry_after_end(step.policy, at, retry_after_s)
+    not_before = max(at + step.policy.trial_interval_s, asked or at)
     step.notes.append(
         f"the trial turn of {health.trial_agent} failed: still down, next trial not before "
-        f"{iso(at + wait)} (no escalation: one turn is not a failback)"
+        f"{iso(not_before)} (no escalation: one turn is not a failback)"
     )
     changes: dict[str, object] = {
         "trial_agent": None,
         "trial_at": None,
         "trial_until": None,
         "trial_failures": health.trial_failures + 1,
-        "trial_not_before": at + wait,
+        "trial_not_before": not_before,
     }
-    if retry_after_s is not None and policy.honour_retry_after and retry_after_s > 0:
-        until = at + min(retry_after_s, policy.retry_after_max_s)
-        if health.cooldown_until is None or until > health.cooldown_until:
-            changes["cooldown_until"] = until
+    if asked is not None and (health.cooldown_until is None or asked > health.cooldown_until):
+        changes["cooldown_until"] = asked
     return changes
 
 
