@@ -89,9 +89,8 @@ def _set_hold(store: PinStore, agent: str, model: str | None, by: str) -> None:
         if model is None:
             new = pin.model_copy(update={"hold": None})
         else:
-            hold = Hold(model=model, by=by, until=iso(time.time() + HOLD_TTL_S), note=DRILL_NOTE)
-            new = pin.model_copy(update={"hold": hold, "current_serving": model,
-                                         "in_fallback": model != pin.primary})
+            until = iso(time.time() + HOLD_TTL_S)
+            new = pin.held(Hold(model=model, by=by, until=until, note=DRILL_NOTE))
         return pins.model_copy(update={"agents": {**pins.agents, agent: new}})
 
     store.update(change)

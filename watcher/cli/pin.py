@@ -134,14 +134,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
 
     def change(agent: AgentPin) -> AgentPin:
         _check_member(agent, args.model)
-        hold = Hold(model=args.model, by=_actor(), until=until, note=args.note)
-        return agent.model_copy(
-            update={
-                "hold": hold,
-                "current_serving": args.model,
-                "in_fallback": args.model != agent.primary,
-            }
-        )
+        return agent.held(Hold(model=args.model, by=_actor(), until=until, note=args.note))
 
     return _edit(args, change)
 

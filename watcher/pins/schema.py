@@ -129,6 +129,14 @@ class AgentPin(_Strict):
             _check_iso("hold.until", self.hold.until)
         return self
 
+    def held(self, hold: Hold) -> AgentPin:
+        """This record with the agent held on ``hold.model`` (and serving it), as an
+        operator's edit writes it."""
+        return self.model_copy(update={
+            "hold": hold, "current_serving": hold.model,
+            "in_fallback": hold.model != self.primary,
+        })
+
 
 class ModelHealthRecord(_Strict):
     state: HealthState
