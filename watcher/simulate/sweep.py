@@ -90,8 +90,9 @@ def measure(result: SimulationResult) -> RunMeasures:
     for agent, chain in sorted(sc.chains.items()):
         primary = chain[0]
         changes = sorted((c.t, c.to_model) for c in result.pin_changes if c.agent == agent)
-        windows = [(a, b) for a, b in incidents(sc, primary) if b < sc.end]
-        for i, (a, b) in enumerate(incidents(sc, primary)):
+        stretches = incidents(sc, primary)
+        windows = [(a, b) for a, b in stretches if b < sc.end]
+        for i, (a, b) in enumerate(stretches):
             for t, model in changes:
                 if model == primary and a <= t < b:
                     into[(agent, i)] += 1
