@@ -28,6 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from watcher.alerts.alertmanager import AlertmanagerConfig
 from watcher.alerts.config import AlertsConfig
 from watcher.core.policy import Policy
 from watcher.oversight.config import ControlConfig
@@ -203,6 +204,9 @@ class WatcherSettings(BaseSettings):
     drill: DrillSettings = Field(default_factory=DrillSettings)
     alerts: AlertsConfig | None = Field(
         default=None, description="Telegram; absent: cards are kept in the outbox only"
+    )
+    alertmanager: AlertmanagerConfig | None = Field(
+        default=None, description="the fleet's Alertmanager, beside Telegram; absent: none"
     )
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     plugin: PluginSettings = Field(default_factory=PluginSettings)

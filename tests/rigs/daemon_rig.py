@@ -47,6 +47,7 @@ class DaemonRig:
         """``history``: entries written before the first live one, with their own (old)
         realtimes; the journal's clock only goes forward, so they must come first."""
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.fake = FakeModelServer().start_in_thread()
         # Probes would fail the agents back quickly; keep the primary throttled for them.
         self.fake.script(PRIMARY.partition("/")[2], probe=Reply.throttle("600"))

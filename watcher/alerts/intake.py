@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
+from watcher.alerts.am_feed import AmFeed, StateView
 from watcher.alerts.cards import render
 from watcher.alerts.dedup import Deduplicator, DedupPolicy, Verdict
 from watcher.alerts.outbox import Outbox
@@ -40,6 +41,10 @@ class AlertIntake:
         on_enqueue: Callable[[], None] | None = None,
     ) -> None:
         self.outbox = outbox
+        # The other sinks' producer side (``watcher.alerts.sinks``): staged in each
+        # transaction below, woken after it.
+        self.feed: AmFeed | None = None
+        self.on_feed: Callable[[], None] | None = None
         self.tz = tz
         self.metrics = metrics
         self.on_enqueue = on_enqueue
@@ -81,6 +86,7 @@ class AlertIntake:
         *,
         now: float,
         meta: Mapping[str, str] | None = None,
+        state: StateView | None = None,
     ) -> list[list[Verdict]]:
         """``submit`` for several alerts (each with who was flapping right after it), in
         order, in ONE outbox transaction: every card, the dedup state after the last
@@ -90,8 +96,21 @@ class AlertIntake:
         ``now`` (the dedup decides in order; the window runs from the last card *sent*,
         which may be one earlier in the same batch). If the transaction fails, the
         in-memory dedup state is put back as it was, so memory never runs ahead of disk.
+
+        ``state``: the core's state after these alerts, from which the Alertmanager feed
+        (if any) ends what is over. With no alerts and nothing over, nothing is written.
         """
         extra = dict(meta or {})
+        feed = self.feed
+        if not alerts and (feed is None or not feed.endings(state, now)):
+            return []
+        staged = [0]
+        active_before = dict(feed.active) if feed is not None else {}
+
+        def also(db: Any) -> None:
+            if feed is not None:
+                staged[0] = feed.stage(db, verdicts, state, now)
+
         with self._lock:
             before = self._saved or json.dumps(self.dedup.to_json(), separators=(",", ":"))
             verdicts = [self.dedup.decide(alert, now, flapping) for alert, flapping in alerts]
@@ -103,13 +122,17 @@ class AlertIntake:
                 )
                 for v in to_send
             ]
-            state = json.dumps(self.dedup.to_json(), separators=(",", ":"))
+            dedup_state = json.dumps(self.dedup.to_json(), separators=(",", ":"))
             try:
-                ids = self.outbox.enqueue_many(cards, now=now, meta={DEDUP_META: state, **extra})
+                ids = self.outbox.enqueue_many(
+                    cards, now=now, meta={DEDUP_META: dedup_state, **extra}, also=also
+                )
             except BaseException:
                 self.dedup = Deduplicator.from_json(json.loads(before), self.dedup.policy)
+                if feed is not None:
+                    feed.active = active_before
                 raise
-            self._saved = state
+            self._saved = dedup_state
             for card_id, verdict in zip(ids, to_send, strict=True):
                 log.info(
                     "card #%d queued: %s%s",
@@ -133,6 +156,8 @@ class AlertIntake:
                 )
         if cards and self.on_enqueue is not None:
             self.on_enqueue()
+        if staged[0] and self.on_feed is not None:
+            self.on_feed()
         return verdicts
 
     def mute(self, key: str, until: float) -> None:

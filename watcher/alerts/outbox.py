@@ -35,7 +35,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +67,21 @@ CREATE TABLE IF NOT EXISTS cards (
 );
 CREATE INDEX IF NOT EXISTS cards_by_state ON cards (state, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The queues of the other sinks (watcher.alerts.sinkqueue): one op per row, in order.
+CREATE TABLE IF NOT EXISTS sink_queue (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink        TEXT NOT NULL,
+    enqueued_at REAL NOT NULL,
+    event       TEXT NOT NULL,
+    op          TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    done_at     REAL,
+    last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS sink_queue_by_state ON sink_queue (sink, state, id);
+-- What Alertmanager holds firing (watcher.alerts.am_feed), by lifecycle key.
+CREATE TABLE IF NOT EXISTS am_active (key TEXT PRIMARY KEY, alert TEXT NOT NULL);
 """
 
 UNSENT = ("pending", "sending")
@@ -136,6 +151,18 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the outbox's file, for the other sinks' queues."""
+        with self._tx() as db:
+            yield db
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, for reads outside a transaction."""
+        with self._lock:
+            yield self._db
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -212,6 +239,7 @@ class Outbox:
         *,
         now: float,
         meta: Mapping[str, str] | None = None,
+        also: Callable[[sqlite3.Connection], object] | None = None,
     ) -> list[int]:
         """Durably add ``cards`` (alert, rendered text) in order, with ``meta``, in ONE
         transaction: all of them and the meta land, or none. Returns the new card ids.
@@ -219,7 +247,8 @@ class Outbox:
         One fsync'd commit per applied batch instead of one per card: that commit was most
         of the journal-to-pin latency at 1,000 lines/s. Each card sees the
         outbox as if enqueued alone, one after the other (same drops as ``enqueue`` in a
-        loop). ``cards`` may be empty: then only ``meta`` is written.
+        loop). ``cards`` may be empty: then only ``meta`` is written. ``also`` runs last
+        in the same transaction: the other sinks stage their ops there.
         """
         dropped: list[tuple[int, str]] = []
         ids: list[int] = []
@@ -258,6 +287,8 @@ class Outbox:
                 self._bump_meta(db, "dropped_unreported", len(dropped))
             for key, value in (meta or {}).items():
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            if also is not None:
+                also(db)
             self._staged = depth - self._unsent
         for card_id, event in dropped:
             log.warning(

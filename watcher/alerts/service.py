@@ -66,6 +66,7 @@ class AlertService:
             ),
             backoff=Backoff(config.backoff_base_s, config.backoff_max_s),
             metrics=metrics.alerts,
+            sink_metrics=metrics.sinks,
         )
         intake = AlertIntake(
             outbox,

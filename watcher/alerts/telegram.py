@@ -51,7 +51,7 @@ from telegram.request import HTTPXRequest
 from watcher.alerts.outbox import Card, Outbox
 from watcher.alerts.pacing import Backoff, ChatRateLimit
 from watcher.alerts.secret import Secret, protect
-from watcher.support.metrics import AlertMetrics
+from watcher.support.metrics import AlertMetrics, SinkMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -186,6 +186,7 @@ class TelegramSender:
         rate_limit: ChatRateLimit | None = None,
         backoff: Backoff | None = None,
         metrics: AlertMetrics | None = None,
+        sink_metrics: SinkMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
@@ -199,6 +200,7 @@ class TelegramSender:
         self.rate_limit = rate_limit or ChatRateLimit()
         self.backoff = backoff or Backoff()
         self.metrics = metrics
+        self.sink_metrics = sink_metrics
         self.clock = clock
         self.wall_clock = wall_clock
         self.rng = rng
@@ -245,6 +247,8 @@ class TelegramSender:
         log.info("telegram sender started (outbox depth %d)", self.outbox.depth())
         while not self._stopping:
             sentence, delay, wakeable = await self.deliver_next()
+            if self.sink_metrics:
+                self.sink_metrics.pending.labels("telegram").set(self.outbox.depth())
             if sentence:
                 log.debug("telegram sender: %s", sentence)
             if delay > 0:
@@ -312,12 +316,16 @@ class TelegramSender:
         self._failures = 0
         if self.metrics:
             self.metrics.sent.labels(event=card.event).inc()
+        if self.sink_metrics:
+            self.sink_metrics.sent.labels("telegram").inc()
         return f"sent card #{card.id} ({card.event}) as message {message_id}", 0.0, False
 
     def _failed(self, card: Card, chat: int, exc: Exception) -> tuple[str, float, bool]:
         failure = classify_error(exc)
         if self.metrics:
             self.metrics.failed.labels(event=card.event).inc()
+        if self.sink_metrics:
+            self.sink_metrics.failed.labels("telegram").inc()
         if failure.kind == "migrate" and failure.new_chat_id is not None:
             self.outbox.set_meta(f"{MIGRATION_META}{chat}", str(failure.new_chat_id))
             self.outbox.mark_retry(card.id, failure.description, ambiguous=False)
@@ -335,6 +343,8 @@ class TelegramSender:
             self.outbox.mark_dead(card.id, failure.description, self.wall_clock())
             if self.metrics:
                 self.metrics.dead_lettered.labels(event=card.event).inc()
+            if self.sink_metrics:
+                self.sink_metrics.dead_lettered.labels("telegram").inc()
             log.error(
                 "telegram card #%d (%s) dead-lettered after %d attempt(s): %s",
                 card.id,

@@ -23,21 +23,14 @@ from apscheduler.triggers.cron import CronTrigger
 
 from watcher import __version__
 from watcher.core.decide import probe_targets
-from watcher.core.events import (
-    ChainLint,
-    ChainsChanged,
-    Event,
-    Tick,
-)
+from watcher.core.events import ChainLint, ChainsChanged, Event, Tick
 from watcher.core.evidence import ProbeResult
 from watcher.core.state import State
 from watcher.core.transitions import Alert, TransitionType
 from watcher.gateway.chains import GatewayConfig
 from watcher.gateway.lint import findings
 from watcher.pins.check import chains_validator
-from watcher.pins.store import (
-    DEFAULT_LOCK_TIMEOUT,
-)
+from watcher.pins.store import DEFAULT_LOCK_TIMEOUT
 from watcher.probe.budget import BudgetStatus
 from watcher.probe.client import ProbeClient, ProbeTimeouts
 from watcher.probe.drill import DrillReport, drill_reported, run_drill
@@ -337,6 +330,8 @@ class Daemon:
         control = self.build_control()  # before the sender starts: cards get buttons
         if self.watcher.alert_service is not None:
             await self.watcher.alert_service.start()
+        if self.watcher.alertmanager is not None:
+            await self.watcher.alertmanager.start()
         if control is not None:
             await control.start()
         if self.settings.probes.enabled:
@@ -377,6 +372,8 @@ class Daemon:
             drills.shutdown(wait=False)
         if control is not None:
             await control.stop()
+        if self.watcher.alertmanager is not None:  # its queue is in the outbox: stop it first
+            await self.watcher.alertmanager.stop(grace_s=3.0)
         if self.watcher.alert_service is not None:
             await self.watcher.alert_service.stop(grace_s=3.0)
         else:

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from filelock import Timeout as FileLockTimeout
 
+from watcher.alerts.alertmanager import attach
 from watcher.alerts.dedup import SuppressionReason
 from watcher.alerts.intake import AlertIntake
 from watcher.alerts.outbox import DEFAULT_FILENAME, Outbox
@@ -122,10 +123,8 @@ class Watcher:
         self.audit, audit_problem = AuditLog.open_or_restart(
             self.state_dir / AUDIT_FILENAME, anchor=anchor_of(self.snapshot.data)
         )
-        self.pins = PinStore(
-            self.state_dir / PIN_FILENAME,
-            validator=chains_validator(self.chain_source.config.chains),
-        )
+        self.pins = PinStore(self.state_dir / PIN_FILENAME,
+                             validator=chains_validator(self.chain_source.config.chains))
         self.alert_service: AlertService | None = None
         if settings.alerts is not None:
             self.alert_service = AlertService.from_config(
@@ -135,6 +134,7 @@ class Watcher:
         else:
             outbox = Outbox(self.state_dir / DEFAULT_FILENAME, metrics=self.metrics.alerts)
             self.intake = AlertIntake(outbox, tz=UTC, metrics=self.metrics.alerts)
+        self.alertmanager = attach(settings.alertmanager, self.intake, self.metrics.sinks)
         self._audit_problem = audit_problem
         self.state = self._load_state()
 
@@ -332,11 +332,11 @@ class Watcher:
                 flapping = self._flapping_agents()
             alerts.append((Alert.from_json(fields), flapping))
             last_seq = max(last_seq, seq)
-        if alerts:
-            # One outbox transaction for the whole batch (one fsync): every card,
-            # the dedup state of the suppressed ones and the highest sequence land together
-            # or not at all, so a SIGKILL can neither repeat nor lose a card.
-            self.intake.submit_many(alerts, now=self.clock(), meta={ALERT_SEQ_META: str(last_seq)})
+        # One outbox transaction for the whole batch (one fsync): every card, the dedup
+        # state, the highest sequence and the Alertmanager ops (what the state ended too)
+        # land together or not at all, so a SIGKILL can neither repeat nor lose a card.
+        self.intake.submit_many(alerts, now=self.clock(), meta={ALERT_SEQ_META: str(last_seq)},
+                                state=self.state)
         missing = pending.audit_target - (self.audit.seq - audit_repairs)
         if missing > 0:
             with self.audit.batch():

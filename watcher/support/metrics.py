@@ -72,6 +72,45 @@ class AlertMetrics:
 
 
 @dataclass(frozen=True)
+class SinkMetrics:
+    """Every alert sink (telegram, alertmanager) on the same names, by ``sink``."""
+
+    sent: Counter
+    failed: Counter
+    dead_lettered: Counter
+    pending: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> SinkMetrics:
+        return cls(
+            sent=Counter(
+                f"{PREFIX}_sink_sent_total",
+                "Alerts (Telegram cards, Alertmanager ops) a sink accepted.",
+                ["sink"],
+                registry=registry,
+            ),
+            failed=Counter(
+                f"{PREFIX}_sink_failed_total",
+                "Deliveries to a sink that failed and will be retried (each attempt counts).",
+                ["sink"],
+                registry=registry,
+            ),
+            dead_lettered=Counter(
+                f"{PREFIX}_sink_dead_lettered_total",
+                "Alerts a sink refused for good (kept as dead letters).",
+                ["sink"],
+                registry=registry,
+            ),
+            pending=Gauge(
+                f"{PREFIX}_sink_pending",
+                "Alerts queued for a sink, not yet accepted.",
+                ["sink"],
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class WatcherMetrics:
     """The tail, the core's transitions and the probes."""
 
@@ -185,6 +224,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.alerts = AlertMetrics.register(self.registry)
+        self.sinks = SinkMetrics.register(self.registry)
         self.watcher = WatcherMetrics.register(self.registry)
         self.clock = ClockMetrics.register(self.registry)
 
@@ -202,6 +242,10 @@ class Metrics:
             for reason in reasons:
                 self.alerts.suppressed.labels(reason, kind)
             self.watcher.transitions.labels(kind)
+        for sink in ("telegram", "alertmanager"):
+            for counter in (self.sinks.sent, self.sinks.failed, self.sinks.dead_lettered):
+                counter.labels(sink)
+            self.sinks.pending.labels(sink)
         for direction in ("forward", "backward"):
             self.clock.jumps.labels(direction)
 
