@@ -223,3 +223,27 @@ def test_a_failed_transaction_leaves_the_firing_set_as_it_was(
     feed.stage = staged  # type: ignore[method-assign]
     intake.submit_many([(alert(), [])], now=T0, state=world)  # the retry lands whole
     assert len(_ops(queue)) == 1 and len(feed.firing()) == 1
+
+
+def test_a_bad_alertmanager_section_is_refused_with_every_problem(tmp_path: Path) -> None:
+    from tests.rigs.file_world import write_file_world
+    from watcher.config import ConfigError, load_settings
+
+    config = write_file_world(
+        tmp_path, {"nexus": [PRIMARY, FALLBACK]},
+        extra_toml='[alertmanager]\nurls = ["ftp://127.0.0.1:9093"]\nresend_interval_s = 0\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    problems = " | ".join(caught.value.problems)
+    assert "must start with http:// or https://" in problems
+    assert "resend_interval_s" in problems
+    empty = write_file_world(tmp_path, {"nexus": [PRIMARY, FALLBACK]},
+                             extra_toml="[alertmanager]\nurls = []\n")
+    with pytest.raises(ConfigError, match="urls"):
+        load_settings(empty)
+    plain = write_file_world(tmp_path, {"nexus": [PRIMARY, FALLBACK]},
+                             extra_toml='[alertmanager]\nurls = ["http://127.0.0.1:9093/"]\n')
+    section = load_settings(plain).alertmanager
+    assert section is not None and section.urls == ["http://127.0.0.1:9093"]
+    assert section.instance  # the host name by default

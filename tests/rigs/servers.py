@@ -126,8 +126,9 @@ class Prometheus(_Server):
         super().__init__(root, "prometheus")
         targets = json.dumps(list(scrape))
         rule_files = json.dumps([str(p) for p in rules])
+        every = f"{round(interval_s * 1000)}ms"
         (self.root / "prometheus.yml").write_text(
-            f"global:\n  scrape_interval: {interval_s}s\n  evaluation_interval: {interval_s}s\n"
+            f"global:\n  scrape_interval: {every}\n  evaluation_interval: {every}\n"
             f"rule_files: {rule_files}\n"
             "scrape_configs:\n  - job_name: failover-watcher\n"
             f"    static_configs:\n      - targets: {targets}\n"

@@ -37,6 +37,9 @@ from watcher.pins.schema import iso
 from watcher.support.atomic import atomic_write_text, fsync_dir, write_fully
 
 AUDIT_FILENAME = "audit.jsonl"
+# The record schema's contract version (docs/audit.schema.json, README "Audit log"):
+# a field may be added within a version; removing, renaming or retyping one bumps it.
+AUDIT_SCHEMA_VERSION = 1
 AUDIT_MODE = 0o640
 GENESIS = "0" * 64
 TAIL_REPAIRED = "AUDIT_TAIL_REPAIRED"  # record type noting a torn last line dropped at open

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "drill",
     "lint_config",
     "audit",
+    "outbox",
 )
 
 

@@ -69,6 +69,7 @@ from watcher.pins.view import to_pinfile
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.shell.batches import events_of
 from watcher.shell.effects import StagedEffects
+from watcher.shell.gauges import update_gauges
 from watcher.shell.snapshot import Pending, Snapshot
 from watcher.source import Batch, Source
 from watcher.support.metrics import Metrics
@@ -424,12 +425,7 @@ class Watcher:
         return sorted(agent for agent, s in self.state.agents.items() if s.flapping)
 
     def _update_gauges(self, now: float) -> None:
-        w = self.metrics.watcher
-        for agent_id, agent in self.state.agents.items():
-            w.in_fallback.labels(agent_id).set(1 if agent.in_fallback else 0)
-        for ref, health in self.state.models.items():
-            until = health.cooldown_until or 0.0
-            w.cooldown_seconds.labels(ref).set(max(0.0, until - now))
+        update_gauges(self.metrics.watcher, self.state, self.policy, now)
 
     # -- journal ----------------------------------------------------------------------
 

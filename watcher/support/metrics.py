@@ -118,6 +118,7 @@ class WatcherMetrics:
     unparsed: Counter
     transitions: Counter
     in_fallback: Gauge
+    serving_paid: Gauge
     cooldown_seconds: Gauge
     probe_results: Counter
     journal_lag: Gauge
@@ -149,6 +150,12 @@ class WatcherMetrics:
             in_fallback=Gauge(
                 f"{PREFIX}_in_fallback",
                 "1 when the agent is pinned away from its primary.",
+                ["agent"],
+                registry=registry,
+            ),
+            serving_paid=Gauge(
+                f"{PREFIX}_serving_paid",
+                "1 when the agent is pinned away from its primary to a paid provider's model.",
                 ["agent"],
                 registry=registry,
             ),
