@@ -247,3 +247,10 @@ def test_a_bad_alertmanager_section_is_refused_with_every_problem(tmp_path: Path
     section = load_settings(plain).alertmanager
     assert section is not None and section.urls == ["http://127.0.0.1:9093"]
     assert section.instance  # the host name by default
+
+
+def test_a_peer_url_with_credentials_is_never_shown_with_them() -> None:
+    from watcher.alerts.alertmanager import shown
+
+    assert shown("http://fleet:s3cret@10.0.0.5:9093") == "http://[credentials]@10.0.0.5:9093"
+    assert shown("http://10.0.0.5:9093") == "http://10.0.0.5:9093"

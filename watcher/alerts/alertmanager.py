@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -69,6 +70,14 @@ class AlertmanagerConfig(BaseModel):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} must start with http:// or https://")
         return [url.rstrip("/") for url in urls]
+
+
+def shown(url: str) -> str:
+    """``url`` for a log line: any ``user:password@`` in it replaced."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="[credentials]@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def rfc3339(ts: float) -> str:
@@ -151,7 +160,8 @@ class AlertmanagerSender:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         log.info("alertmanager sender started: %s as gateway=%s (%d queued)",
-                 ", ".join(self.config.urls), self.config.instance, self.queue.depth())
+                 ", ".join(map(shown, self.config.urls)), self.config.instance,
+                 self.queue.depth())
         while not self._stopping:
             self._wake.clear()
             delay = await self.step()
@@ -242,10 +252,11 @@ class AlertmanagerSender:
         try:
             response = await self.http.post(url + API_PATH, json=alerts)
         except httpx.HTTPError as exc:
-            return None, f"{url}: {type(exc).__name__}"
+            return None, f"{shown(url)}: {type(exc).__name__}"
         if response.is_success:
             return response.status_code, ""
-        return response.status_code, f"{url}: HTTP {response.status_code} {response.text[:200]}"
+        body = response.text[:200].strip()
+        return response.status_code, f"{shown(url)}: HTTP {response.status_code} {body}"
 
 
 def attach(
