@@ -69,15 +69,10 @@ CREATE INDEX IF NOT EXISTS cards_by_state ON cards (state, id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- The queues of the other sinks (watcher.alerts.sinkqueue): one op per row, in order.
 CREATE TABLE IF NOT EXISTS sink_queue (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    sink        TEXT NOT NULL,
-    enqueued_at REAL NOT NULL,
-    event       TEXT NOT NULL,
-    op          TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    done_at     REAL,
-    last_error  TEXT
+    id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, enqueued_at REAL NOT NULL,
+    event TEXT NOT NULL, op TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0, done_at REAL, last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS sink_queue_by_state ON sink_queue (sink, state, id);
 -- What Alertmanager holds firing (watcher.alerts.am_feed), by lifecycle key.
@@ -153,12 +148,6 @@ class Outbox:
             self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction on the outbox's file, for the other sinks' queues."""
-        with self._tx() as db:
-            yield db
-
-    @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """The connection, under the lock, for reads outside a transaction."""
         with self._lock:
@@ -180,6 +169,8 @@ class Outbox:
             self._db.execute("COMMIT")
             self._unsent += self._staged
             self._staged = 0
+
+    transaction = _tx  # one write transaction, for the other sinks' queues (sinkqueue)
 
     def _sync_unsent(self) -> None:
         """Recount the unsent rows if another connection committed since we last looked
