@@ -18,11 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from immutables import Map
 
 from watcher.classify.table import FailureClass
 from watcher.core._fast import evolve
 from watcher.pins.schema import HealthState
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 STATE_SCHEMA = 1
 
@@ -166,8 +171,17 @@ class DrillView:
         return entry is not None and entry[0] >= 2 and entry[2]
 
 
+def persistent(mapping: Mapping[K, V]) -> Map[K, V]:
+    """``mapping`` as a persistent map (itself when it already is one)."""
+    return mapping if type(mapping) is Map else Map(mapping)
+
+
 @dataclass(frozen=True, slots=True)
 class State:
+    """The whole decision state. ``agents`` and ``models`` are persistent maps
+    (``immutables.Map``, whatever mapping was passed in): each decision makes a new
+    state from the last by a few O(log n) sets, never a copy of the fleet."""
+
     chains: Chains
     agents: Mapping[str, AgentState]
     models: Mapping[str, ModelHealth]
@@ -177,6 +191,12 @@ class State:
     # The chain check's findings last announced (``watcher.core.drift``), sorted.
     lint: tuple[str, ...] = ()
     drill: DrillView | None = None  # the last scheduled drill (``watcher.core.drills``)
+
+    def __post_init__(self) -> None:
+        if type(self.agents) is not Map:
+            object.__setattr__(self, "agents", Map(self.agents))
+        if type(self.models) is not Map:
+            object.__setattr__(self, "models", Map(self.models))
 
 
 def index_agents(chains: Chains) -> dict[str, tuple[str, ...]]:

