@@ -2,7 +2,10 @@
 agents grow? Prints figures; asserts nothing.
 
     .venv/bin/python bench/scale.py [--agents 6,60,600,6000] [--events 100000]
-                                    [--writes 20] [--seed 1]
+                                    [--writes 20] [--seed 1] [--root DIR]
+
+``--root DIR`` times the watcher package of another checkout (``git worktree add DIR
+<commit>``), for a before/after in the same sitting.
 
 For each fleet size N, in a child process of its own (so each RssAnon is its own):
 
@@ -73,8 +76,8 @@ def rss_anon_kib() -> int:
     return -1
 
 
-def child(n: int, events: int, writes: int, seed: int, hot: int) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT))
+def child(n: int, events: int, writes: int, seed: int, hot: int, root: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(root))
     from watcher.classify.evidence import to_event
     from watcher.core.decide import decide, initial_state
     from watcher.core.policy import Policy
@@ -106,7 +109,7 @@ def child(n: int, events: int, writes: int, seed: int, hot: int) -> dict[str, An
         took += time.perf_counter() - t0
         done += chunk
     rss = rss_anon_kib()
-    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+    with tempfile.TemporaryDirectory(dir=HERE) as tmp:
         store = PinStore(Path(tmp) / "fallback-state.json")
         store.read()
         times = []
@@ -135,11 +138,17 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--root", type=Path, default=ROOT,
+        help="directory holding the watcher package to time (a checkout before a change)",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--hot", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(child(args.child, args.events, args.writes, args.seed, args.hot)))
+        print(json.dumps(
+            child(args.child, args.events, args.writes, args.seed, args.hot, args.root.resolve())
+        ))
         return 0
     sizes = [int(x) for x in args.agents.split(",")]
     for hot, title in (
@@ -157,12 +166,14 @@ def table(sizes: list[int], args: argparse.Namespace, hot: int, title: str) -> N
     for n in sizes:
         out = subprocess.run(
             [sys.executable, __file__, "--child", str(n), "--events", str(args.events),
-             "--writes", str(args.writes), "--seed", str(args.seed), "--hot", str(hot)],
+             "--writes", str(args.writes), "--seed", str(args.seed), "--hot", str(hot),
+             "--root", str(args.root)],
             capture_output=True, text=True, check=True,
         ).stdout
         rows.append(json.loads(out))
     base = rows[0]
-    print(f"\n{title}; {args.events:,} live events per fleet, seed {args.seed}")
+    print(f"\n{title}; {args.events:,} live events per fleet, seed {args.seed}; "
+          f"package {args.root}")
     print("| agents | models | decide µs/event | × smallest | pin write ms | pin file | "
           "RssAnon MiB | in fallback at end | cards per 1k events |")
     print("|---|---|---|---|---|---|---|---|---|")
