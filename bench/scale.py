@@ -14,9 +14,11 @@ For each fleet size N, in a child process of its own (so each RssAnon is its own
 - ``--events`` live traffic events over random agents: one of the agent's chain
   members failing (throttle, outage) or succeeding, as parsed journal lines, fed
   through ``decide`` with ``now`` moving 1 s per event. Printed: **decide µs/event**;
-- then the pin write a batch pays: ``to_pinfile`` plus ``PinStore.write_keeping_edits``
-  (JSON, staged file, fsyncs, rename) of the final state, median of ``--writes``;
-  printed: **pin write ms** and the **pin file size**;
+- then the pin write a batch pays, as the daemon does it: 20 more events, then
+  ``PinView.render`` and ``PinStore.write_keeping_edits`` (text, staged file, fsyncs,
+  rename), median of ``--writes``; printed: **pin write per batch** (the target), the
+  **whole file** written from nothing (the first write after a start), and the **pin
+  file size**;
 - **RssAnon** from ``/proc/self/status`` after the events.
 
 Two workloads, each over every fleet size. *Whole fleet*: traffic over every agent,
@@ -83,7 +85,7 @@ def child(n: int, events: int, writes: int, seed: int, hot: int, root: Path) -> 
     from watcher.core.policy import Policy
     from watcher.parse.lines import parse_line
     from watcher.pins.store import PinStore
-    from watcher.pins.view import to_pinfile
+    from watcher.pins.view import PinView
 
     rng = random.Random(seed)
     chains = fleet(n, rng)
@@ -112,10 +114,23 @@ def child(n: int, events: int, writes: int, seed: int, hot: int, root: Path) -> 
     with tempfile.TemporaryDirectory(dir=HERE) as tmp:
         store = PinStore(Path(tmp) / "fallback-state.json")
         store.read()
-        times = []
-        for i in range(writes):
+        full = []
+        for i in range(3):  # a whole file from nothing: the first write after a start
             t0 = time.perf_counter()
-            store.write_keeping_edits(to_pinfile(state, now + i))
+            store.write_keeping_edits(*PinView().render(state, now + i))
+            full.append(time.perf_counter() - t0)
+        view = PinView()
+        view.render(state, now)
+        times = []
+        more = lines(chains, writes * 20, rng, hot)
+        for _ in range(writes):  # the daemon's path: a batch of 20 events, then the write
+            for _ in range(20):
+                event = to_event(parse_line(next(more), ts=now), position="more")
+                if event is not None:
+                    state = decide(state, event, now, policy, jitter=0.0).state
+                now += 1.0
+            t0 = time.perf_counter()
+            store.write_keeping_edits(*view.render(state, now))
             times.append(time.perf_counter() - t0)
         size = (Path(tmp) / "fallback-state.json").stat().st_size
     in_fallback = sum(1 for a in state.agents.values() if a.serving != a.chain[0])
@@ -125,6 +140,7 @@ def child(n: int, events: int, writes: int, seed: int, hot: int, root: Path) -> 
         "events": events,
         "us_per_event": 1e6 * took / events,
         "pin_write_ms": 1e3 * statistics.median(times),
+        "pin_full_ms": 1e3 * statistics.median(full),
         "pin_bytes": size,
         "rss_anon_mib": rss / 1024,
         "in_fallback": in_fallback,
@@ -174,12 +190,13 @@ def table(sizes: list[int], args: argparse.Namespace, hot: int, title: str) -> N
     base = rows[0]
     print(f"\n{title}; {args.events:,} live events per fleet, seed {args.seed}; "
           f"package {args.root}")
-    print("| agents | models | decide µs/event | × smallest | pin write ms | pin file | "
-          "RssAnon MiB | in fallback at end | cards per 1k events |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| agents | models | decide µs/event | × smallest | pin write per batch, ms | "
+          "whole file, ms | pin file | RssAnon MiB | in fallback at end | cards per 1k events |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['agents']:,} | {r['models']:,} | {r['us_per_event']:.1f} | "
               f"{r['us_per_event'] / base['us_per_event']:.2f} | {r['pin_write_ms']:.2f} | "
+              f"{r['pin_full_ms']:.1f} | "
               f"{r['pin_bytes'] / 1024:,.0f} KiB | {r['rss_anon_mib']:.1f} | "
               f"{r['in_fallback']:,} | {r['cards_per_1k']:.0f} |")
 

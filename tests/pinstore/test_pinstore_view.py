@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,13 +15,15 @@ from watcher.core.decide import decide, initial_state
 from watcher.core.events import Hold
 from watcher.core.policy import Policy
 from watcher.parse.lines import parse_line
+from watcher.pins.check import check_text
 from watcher.pins.schema import AgentPin, PinFile, dumps
-from watcher.pins.view import to_pinfile
+from watcher.pins.view import PinView, to_pinfile
 
 HEAD = "[model-fallback/decision] model fallback decision: decision="
 
 
-def _busy_state(seed: int) -> tuple[object, float]:
+def _states(seed: int, every: int = 600) -> Iterator[tuple[Any, float]]:
+    """A busy fleet's states, every ``every`` events: holds, trials, cooldowns ending."""
     rng = random.Random(seed)
     pool = [f"prov{k % 3}/m-{k}" for k in range(12)]
     chains = {f"agent-{i:02d}": rng.sample(pool, 3) for i in range(30)}
@@ -38,8 +42,13 @@ def _busy_state(seed: int) -> tuple[object, float]:
             agent = sorted(chains)[0]
             hold = Hold(agent, chains[agent][1], until=now + 600, note="maintenance", actor="a")
             state = decide(state, hold, now, policy, jitter=0.0).state
-        now += rng.choice([0.5, 1.0, 7.0])
-    return state, now
+        now += rng.choice([0.5, 1.0, 7.0, 40.0])
+        if i % every == every - 1:
+            yield state, now
+
+
+def _busy_state(seed: int) -> tuple[Any, float]:
+    return list(_states(seed))[-1]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -60,3 +69,23 @@ def test_the_trusted_view_is_what_validation_would_build(seed: int) -> None:
 def test_trusted_refuses_a_record_missing_a_field() -> None:
     with pytest.raises(TypeError, match="every field"):
         AgentPin.trusted(primary="a/b", current_serving="a/b", in_fallback=False)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_reused_view_writes_exactly_what_a_fresh_one_does_as_the_state_moves(
+    seed: int,
+) -> None:
+    """The cache must never show a stale record: each state's text from the long-lived
+    view equals a fresh view's, the pydantic dump of its file, and a valid file."""
+    view = PinView()
+    renders = 0
+    for state, now in _states(seed, every=20):
+        for later in (now, now + 400.0):  # the same state, once cooldowns have ended
+            pins, text = view.render(state, later)
+            fresh_pins, fresh_text = PinView().render(state, later)
+            assert text == fresh_text
+            assert pins == fresh_pins
+            assert text.decode() == dumps(pins)
+            assert check_text(text) == pins
+            renders += 1
+    assert renders == 60

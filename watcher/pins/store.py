@@ -168,7 +168,7 @@ class PinStore:
                 txn.write(new)
             return current
 
-    def write_keeping_edits(self, pins: PinFile) -> bool:
+    def write_keeping_edits(self, pins: PinFile, text: bytes | None = None) -> bool:
         """Write the watcher's state ``pins`` without losing a hand edit made since the
         last ``read()``. Returns True if the file now holds ``pins``; False if a hand edit
         waits on disk for the next ``read()`` to judge.
@@ -187,14 +187,14 @@ class PinStore:
         with self.locked() as txn:
             if self.role != "watcher":
                 txn.read()
-                txn.write(pins)
+                txn.write(pins, text)
                 return True
             if not self._loaded and not self._load_baseline_if_edited():
                 txn.read()  # nothing edited while stopped: the ordinary first read
             disk = _read_bytes(self.path)
             if disk == self._known:
                 txn.read()
-                txn.write(pins)
+                txn.write(pins, text)
                 return True
             if disk is None:
                 return False
@@ -209,7 +209,7 @@ class PinStore:
             rebased = pins.model_copy(update={"agents": agents})
             if rebased == pins:  # formatting or model-section edits only: nothing to adopt
                 txn.read()
-                txn.write(pins)
+                txn.write(pins, text)
                 return True
             ours = pinfile.dumps(pins).encode()
             data = pinfile.dumps(rebased).encode()
@@ -365,11 +365,14 @@ class PinStore:
         if finished:
             fsync_dir(self.path.parent)
 
-    def _write(self, pins: PinFile) -> None:
-        data = pinfile.dumps(pins).encode()
+    def _write(self, pins: PinFile, text: bytes | None = None) -> None:
+        """``text``: the file's text as a ``watcher.pins.view.PinView`` made it, every
+        record in it validated there; otherwise it is made and validated here."""
+        data = pinfile.dumps(pins).encode() if text is None else text
         if data == self._known:  # already on disk, and checked when it was written
             return
-        check_text(data)  # never put an invalid file in front of the gateway
+        if text is None:
+            check_text(data)  # never put an invalid file in front of the gateway
         if self.role == "operator":
             atomic_write_bytes(self.path, data, PIN_MODE, keep_owner=True)
         else:
@@ -414,6 +417,7 @@ class PinTransaction:
         self._store = store
         self._read: PinRead | None = None
         self._staged: PinFile | None = None
+        self._staged_text: bytes | None = None
 
     def read(self) -> PinRead:
         """The current state and what happened to the file since this store last saw it."""
@@ -421,12 +425,14 @@ class PinTransaction:
             self._read = self._store._detect()
         return self._read
 
-    def write(self, pins: PinFile) -> None:
-        """Stage ``pins``; the last staged state is written once when the block ends."""
+    def write(self, pins: PinFile, text: bytes | None = None) -> None:
+        """Stage ``pins`` (with its ``text`` when a ``PinView`` made and validated it);
+        the last staged state is written once when the block ends."""
         if self._read is None:
             raise RuntimeError("read() the pin file before writing it, or a hand edit is lost")
         self._staged = pins
+        self._staged_text = text
 
     def _commit(self) -> None:
         if self._staged is not None:
-            self._store._write(self._staged)
+            self._store._write(self._staged, self._staged_text)

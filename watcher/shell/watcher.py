@@ -65,7 +65,7 @@ from watcher.pins.store import (
     PinStore,
     RejectedEdit,
 )
-from watcher.pins.view import to_pinfile
+from watcher.pins.view import PinView
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.shell.batches import events_of
 from watcher.shell.effects import StagedEffects
@@ -124,6 +124,7 @@ class Watcher:
         self.audit, audit_problem = AuditLog.open_or_restart(
             self.state_dir / AUDIT_FILENAME, anchor=anchor_of(self.snapshot.data)
         )
+        self.pin_view = PinView()  # remakes only the records that changed, batch to batch
         self.pins = PinStore(self.state_dir / PIN_FILENAME,
                              validator=chains_validator(self.chain_source.config.chains))
         self.alert_service: AlertService | None = None
@@ -355,7 +356,7 @@ class Watcher:
         returns False: the edit then goes through ``apply`` like any other (adopted and
         audited, or quarantined), which writes again. True: the write landed."""
         landed = self._with_pin_lock(
-            lambda: self.pins.write_keeping_edits(to_pinfile(self.state, self.clock()))
+            lambda: self.pins.write_keeping_edits(*self.pin_view.render(self.state, self.clock()))
         )
         if landed:
             self._pins_written_at = self.clock()
