@@ -41,8 +41,8 @@ class AlertIntake:
         on_enqueue: Callable[[], None] | None = None,
     ) -> None:
         self.outbox = outbox
-        # The other sinks' producer side (``watcher.alerts.sinks``): staged in each
-        # transaction below, woken after it.
+        # The Alertmanager feed (``watcher.alerts.am_feed``, set by
+        # ``alertmanager.attach``): staged in each transaction below, woken after it.
         self.feed: AmFeed | None = None
         self.on_feed: Callable[[], None] | None = None
         self.tz = tz

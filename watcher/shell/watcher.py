@@ -69,7 +69,7 @@ from watcher.pins.view import PinView
 from watcher.probe.scheduler import FailbackProber, ProbeScheduler
 from watcher.shell.batches import events_of
 from watcher.shell.effects import StagedEffects
-from watcher.shell.gauges import update_gauges
+from watcher.shell.gauges import StateGauges
 from watcher.shell.snapshot import Pending, Snapshot
 from watcher.source import Batch, Source
 from watcher.support.metrics import Metrics
@@ -125,6 +125,7 @@ class Watcher:
             self.state_dir / AUDIT_FILENAME, anchor=anchor_of(self.snapshot.data)
         )
         self.pin_view = PinView()  # remakes only the records that changed, batch to batch
+        self.gauges = StateGauges(self.metrics.watcher, self.policy)
         self.pins = PinStore(self.state_dir / PIN_FILENAME,
                              validator=chains_validator(self.chain_source.config.chains))
         self.alert_service: AlertService | None = None
@@ -426,7 +427,7 @@ class Watcher:
         return sorted(agent for agent, s in self.state.agents.items() if s.flapping)
 
     def _update_gauges(self, now: float) -> None:
-        update_gauges(self.metrics.watcher, self.state, self.policy, now)
+        self.gauges.update(self.state, now)
 
     # -- journal ----------------------------------------------------------------------
 
