@@ -260,17 +260,11 @@ class AuditLog:
                 fsync_dir(self.path.parent)
             last = self._pending[-1]
             self._pending.clear()
-            # No directory fsync of its own: a head whose rename a crash undid is only
-            # older than the log, which verifies (a head *ahead* of the log is what
-            # proves a truncation, and the log is fsync'd above, first). The pin
-            # write's directory fsync, in the same batch and directory, makes it
-            # durable: one fsync fewer per batch on the journal-to-pin path.
-            atomic_write_bytes(
-                self.head_path,
-                (canonical({"hash": last.hash, "seq": last.seq}) + "\n").encode(),
-                AUDIT_MODE,
-                sync_dir=False,
-            )
+            # No directory fsync: a head a crash left older than the log still verifies
+            # (only one ahead of it proves a truncation); the batch's pin write syncs
+            # the same directory. One fsync fewer per batch.
+            head = canonical({"hash": last.hash, "seq": last.seq}) + "\n"
+            atomic_write_bytes(self.head_path, head.encode(), AUDIT_MODE, sync_dir=False)
 
 
 # -- verification -----------------------------------------------------------------------
