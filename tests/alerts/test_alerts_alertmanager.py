@@ -39,6 +39,13 @@ def _wired(
     return intake, sender, metrics
 
 
+def _away() -> tuple[World, float]:
+    """A world whose agent is on its fallback, and now."""
+    world = World()
+    world.agents["orchestrator"].serving = FALLBACK
+    return world, time.time()
+
+
 def _count(metrics: Metrics, name: str) -> float:
     value = metrics.registry.get_sample_value(
         f"failover_watcher_sink_{name}", {"sink": "alertmanager"}
@@ -87,9 +94,7 @@ def test_nothing_is_lost_while_alertmanager_is_down_and_it_is_retried_with_backo
     tmp_path: Path, am: Alertmanager
 ) -> None:
     intake, sender, metrics = _wired(tmp_path, [am.url])
-    world = World()
-    t0 = time.time()
-    world.agents["orchestrator"].serving = FALLBACK
+    world, t0 = _away()
     am.stop()
 
     async def scenario() -> None:
@@ -111,9 +116,7 @@ def test_nothing_is_lost_while_alertmanager_is_down_and_it_is_retried_with_backo
 def test_a_dead_peer_does_not_stop_the_live_one(tmp_path: Path, am: Alertmanager) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     intake, sender, metrics = _wired(tmp_path, [dead, am.url])
-    world = World()
-    t0 = time.time()
-    world.agents["orchestrator"].serving = FALLBACK
+    world, t0 = _away()
 
     async def scenario() -> None:
         await sender.start()
@@ -154,9 +157,7 @@ def test_firing_alerts_are_re_posted_before_their_ends_at_runs_out(
     tmp_path: Path, am: Alertmanager
 ) -> None:
     intake, sender, _ = _wired(tmp_path, [am.url], resend_interval_s=0.5)
-    world = World()
-    t0 = time.time()
-    world.agents["orchestrator"].serving = FALLBACK
+    world, t0 = _away()
 
     async def scenario() -> None:
         await sender.start()
@@ -185,9 +186,7 @@ def test_waiting_on_the_network_never_blocks_the_producer(tmp_path: Path) -> Non
     listener.listen(0)  # accepts into the backlog, never answers
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     intake, sender, _ = _wired(tmp_path, [url], timeout_s=2.0)
-    world = World()
-    t0 = time.time()
-    world.agents["orchestrator"].serving = FALLBACK
+    world, t0 = _away()
 
     async def scenario() -> None:
         await sender.start()
