@@ -30,7 +30,8 @@ duplicate), no card for the old history.
 
 Why the policy in ``config_text`` is what it is: the two runs take very different
 wall time, so every rule that ages with the clock must land on the same side in
-both. Cooldowns are longer than any run (a throttled model stays down), probes are
+both. Cooldowns are longer than any run (a throttled model stays down), the lane-hint
+window is a day, probes are
 off (a probe's answer would race the script), the dedup window is a day (a repeated
 key is always suppressed) and the dominance card is off. Flap detection is off unless
 ``--flap-detection``: then its window is a day and bounce detection off, so the score
@@ -101,6 +102,12 @@ jitter_fraction = 0
 flap_detection = {"true" if flap else "false"}
 flap_window_s = 86400
 flap_bounce_s = 0
+# A day, so it lands the same in both runs: it is the window in which a lane line
+# names a failure's agent, and in which a timeout ending after a real success is
+# not counted. At its 30 s default, the crash run's spread-out journal times counted
+# a timeout the reference ignored (one PAID_PROVIDER_FAILURE card more, seen with
+# --kills 300 --seed 20260520 at 82ba16f and later).
+lane_hint_window_s = 86400
 
 [providers.deepseek]
 paid = true
