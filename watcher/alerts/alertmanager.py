@@ -36,6 +36,7 @@ from watcher.alerts.am_feed import SINK, AmFeed
 from watcher.alerts.pacing import Backoff
 from watcher.alerts.sinkqueue import SinkOp, SinkQueue
 from watcher.support.metrics import SinkMetrics
+from watcher.support.tasks import finish, wake_threadsafe
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,7 @@ class AlertmanagerSender:
 
     def notify(self) -> None:
         """Ops were queued: wake the sender. Safe from any thread."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(wake.set)
+        wake_threadsafe(self._loop, self._wake)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="alertmanager-sender")
@@ -175,13 +173,7 @@ class AlertmanagerSender:
         self._stopping = True
         if self._wake is not None:
             self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await finish(self._task, grace_s)  # a post cut off leaves its ops queued
         await self.http.aclose()
 
     async def step(self) -> float:

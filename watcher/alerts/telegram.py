@@ -22,7 +22,6 @@ is a local write, and a slow or dead Telegram only grows the outbox.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -52,6 +51,7 @@ from watcher.alerts.outbox import Card, Outbox
 from watcher.alerts.pacing import Backoff, ChatRateLimit
 from watcher.alerts.secret import Secret, protect
 from watcher.support.metrics import AlertMetrics, SinkMetrics
+from watcher.support.tasks import finish, wake_threadsafe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -233,10 +233,7 @@ class TelegramSender:
 
     def notify(self) -> None:
         """A card was enqueued: wake the sender if it idles. Safe from any thread."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # loop closing
-                loop.call_soon_threadsafe(wake.set)
+        wake_threadsafe(self._loop, self._wake)
 
     async def run(self) -> None:
         """Send until ``stop``; run it as its own task."""
@@ -260,16 +257,9 @@ class TelegramSender:
         self._stopping = True
         if self._stop is not None:
             self._stop.set()
-        task = self._task
-        if task is None or task.done():
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(task), grace_s)
-        except TimeoutError:
-            # The row stays 'sending': on restart it is resent marked "possibly a repeat".
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Cut off mid-send, the row stays 'sending': on restart it is resent marked
+        # "possibly a repeat".
+        await finish(self._task, grace_s)
 
     async def _sleep(self, delay: float, *, wakeable: bool) -> None:
         assert self._stop is not None and self._wake is not None
