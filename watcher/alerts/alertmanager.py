@@ -33,6 +33,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from watcher.alerts.am_feed import SINK, AmFeed
+from watcher.alerts.intake import AlertIntake
 from watcher.alerts.pacing import Backoff
 from watcher.alerts.sinkqueue import SinkOp, SinkQueue
 from watcher.support.metrics import SinkMetrics
@@ -252,9 +253,9 @@ class AlertmanagerSender:
 
 
 def attach(
-    config: AlertmanagerConfig | None, intake: Any, metrics: SinkMetrics | None = None
+    config: AlertmanagerConfig | None, intake: AlertIntake, metrics: SinkMetrics | None = None
 ) -> AlertmanagerSender | None:
-    """Give ``intake`` (an ``AlertIntake``) its Alertmanager feed, and return the sender
+    """Give ``intake`` its Alertmanager feed, and return the sender
     that drains it (start it in the daemon's loop). None when not configured."""
     if config is None:
         return None

@@ -294,7 +294,7 @@ class Watcher:
             landed = self._carry_out(pending)
         else:
             landed = True
-        self._update_gauges(now)
+        self.gauges.update(self.state, now)
         return landed
 
     def _next_alert_seq(self) -> int:
@@ -425,9 +425,6 @@ class Watcher:
 
     def _flapping_agents(self) -> list[str]:
         return sorted(agent for agent, s in self.state.agents.items() if s.flapping)
-
-    def _update_gauges(self, now: float) -> None:
-        self.gauges.update(self.state, now)
 
     # -- journal ----------------------------------------------------------------------
 
