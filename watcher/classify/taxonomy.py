@@ -38,7 +38,7 @@ from functools import lru_cache
 
 from watcher.classify.signatures import CHAIN_STOPPED, OUTCOME, SIGNATURES, TIERS, Signature
 from watcher.classify.table import TAXONOMY, TAXONOMY_VERSION, ClassInfo, FailureClass
-from watcher.parse.records import ChainStopped, FallbackDecision
+from watcher.parse.records import ChainStopped, Decision, FallbackDecision
 
 __all__ = [
     "CHAIN_STOPPED",
@@ -170,12 +170,10 @@ def evidence_of(record: FallbackDecision | ChainStopped) -> Evidence:
     status (``httpCode``, else one found in the detail) and the text (detail plus
     ``providerErrorType=``, or ``errorName``)."""
     if isinstance(record, FallbackDecision):
-        text = record.detail or ""
-        if record.provider_error_type:
-            text = f"{text} providerErrorType={record.provider_error_type}"
-        text = text[:8192]
-        status = record.http_code if record.http_code is not None else find_http_status(text)
-        return (record.decision.value, record.reason, status, text)
+        return _decision_evidence(
+            record.decision, record.reason, record.detail, record.provider_error_type,
+            record.http_code,
+        )
     text = record.error_name or ""
     return (CHAIN_STOPPED, record.reason, find_http_status(text), text)
 
@@ -189,7 +187,44 @@ def outcome_evidence(reason: str | None, status: int | None, text: str) -> Evide
 def classify(record: FallbackDecision | ChainStopped) -> Classification:
     """Classify one fallback decision or chain stop from its decision, reason, HTTP
     status and detail text."""
+    if isinstance(record, FallbackDecision) and (
+        record.detail is None or len(record.detail) <= CACHED_TEXT_CHARS
+    ):
+        return _classify_decision(
+            record.decision, record.reason, record.detail, record.provider_error_type,
+            record.http_code,
+        )
     return _decide(*evidence_of(record))
+
+
+@lru_cache(maxsize=2048)
+def _classify_decision(
+    decision: Decision,
+    reason: str,
+    detail: str | None,
+    provider_error_type: str | None,
+    http_code: int | None,
+) -> Classification:
+    """``classify`` of a decision record, memoised on the fields it reads: a failing
+    model repeats one line, and finding the status in its detail is a regex search."""
+    return _decide(
+        *_decision_evidence(decision, reason, detail, provider_error_type, http_code)
+    )
+
+
+def _decision_evidence(
+    decision: Decision,
+    reason: str,
+    detail: str | None,
+    provider_error_type: str | None,
+    http_code: int | None,
+) -> Evidence:
+    text = detail or ""
+    if provider_error_type:
+        text = f"{text} providerErrorType={provider_error_type}"
+    text = text[:8192]
+    status = http_code if http_code is not None else find_http_status(text)
+    return (decision.value, reason, status, text)
 
 
 def classify_outcome(reason: str | None, status: int | None, text: str) -> Classification:

@@ -156,7 +156,7 @@ def _parse_text(text: str, ts: float | None) -> ParseResult:
     if p >= 0 and (i < 0 or p < i):
         return _plugin(text[p + len(PLUGIN_MARK) :], text[:p], ts, text)
     if i >= 0:
-        return _decision(text[i + len(_DECISION_MARK) :], text[:i], ts, text)
+        return _decision_memo(text[i + len(_DECISION_MARK) :], text[:i], ts, text)
     i = text.find(_STOPPED_MARK)
     if i >= 0:
         return _chain_stopped(text[i + len(_STOPPED_MARK) :], text[:i], ts, text)
@@ -184,6 +184,34 @@ def _parse_text(text: str, ts: float | None) -> ParseResult:
         # (escape garbage, a cut): counted as unparsed, never silently taken for chatter.
         return Unparsed("decision fields without a fallback marker", _bounded(text))
     return None  # chatter that merely mentions fallbacks
+
+
+# A failing model repeats one decision line, word for word after its timestamp: the
+# fields of a body read once are kept, keyed on the body, and the next line with that
+# body costs a dict lookup and a record. Bounded like the classifier's memo: emptied
+# when full, and bodies over _MEMO_BODY_CHARS are parsed afresh, never kept.
+_MEMO_SIZE = 2048
+_MEMO_BODY_CHARS = 512
+_Fields = tuple[Decision, ModelRef, ModelRef, str, ModelRef | None, str | None, str | None, int]
+_memo: dict[str, _Fields] = {}
+
+
+def _decision_memo(body: str, prefix: str, ts: float | None, line: str) -> ParseResult:
+    """``_decision``, memoised on ``body``; the time is the line's own."""
+    if len(body) > _MEMO_BODY_CHARS:
+        return _decision(body, prefix, ts, line)
+    fields = _memo.get(body)
+    if fields is None:
+        record = _decision(body, "", None, line)
+        if not isinstance(record, FallbackDecision):
+            return record  # Unparsed names the whole line: never kept
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        fields = _memo[body] = (
+            record.decision, record.requested, record.candidate, record.reason, record.next,
+            record.provider_error_type, record.detail, record.suppressed_duplicates,
+        )
+    return FallbackDecision(*fields, ts=ts if ts is not None else _iso_ts(prefix))
 
 
 def _decision(body: str, prefix: str, ts: float | None, line: str) -> ParseResult:

@@ -28,6 +28,14 @@ REDACTED = "[redacted]"
 _secrets: set[str] = set()
 _by_length: tuple[str, ...] = ()  # _secrets, longest first: redact runs per journal detail
 _lock = threading.Lock()
+# Journal details repeat (the same provider error, line after line): their redaction is
+# memoised, keyed on the text, in a memo that belongs to one set of registered secrets
+# (a registration starts a new one, so no result made before it is served after).
+# Bounded: emptied when full, and only texts up to _MEMO_TEXT_CHARS are kept, so
+# unique hostile details cost no memory.
+_memo: tuple[tuple[str, ...], dict[str, str]] = (_by_length, {})
+_MEMO_SIZE = 2048
+_MEMO_TEXT_CHARS = 512
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # OpenAI/DeepSeek/Anthropic/OpenRouter style keys: sk-..., sk-proj-..., sk-or-v1-...
@@ -133,7 +141,24 @@ def scrub(text: str, *, long_runs: bool = True) -> str:
 def redact(text: str, *, long_runs: bool = True) -> str:
     """``text`` with every registered secret and every secret-shaped substring replaced
     (``long_runs=False`` for our own log lines, see ``_LONG_RUN``)."""
+    global _memo
     secrets = _by_length  # replaced whole on registration: no lock needed to read it
+    if not long_runs or len(text) > _MEMO_TEXT_CHARS:
+        return _redact(text, secrets, long_runs)
+    held, memo = _memo
+    if held is not secrets:
+        memo = {}
+        _memo = (secrets, memo)
+    done = memo.get(text)
+    if done is None:
+        done = _redact(text, secrets, long_runs)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[text] = done
+    return done
+
+
+def _redact(text: str, secrets: tuple[str, ...], long_runs: bool) -> str:
     if secrets:
         for secret in secrets:
             if secret in text:
