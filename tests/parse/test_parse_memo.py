@@ -24,7 +24,7 @@ MARK = "[model-fallback/decision] model fallback decision:"
 
 def fresh(line: str | bytes, ts: float | None) -> object:
     """What ``parse_line`` gives with the memo empty."""
-    lines._memo.clear()
+    lines._body_fields.cache_clear()
     return parse_line(line, ts=ts)
 
 
@@ -40,7 +40,7 @@ def test_a_memoised_line_parses_as_it_did_fresh(vector: object) -> None:
 
 
 def test_the_same_body_keeps_each_lines_own_time() -> None:
-    lines._memo.clear()
+    lines._body_fields.cache_clear()
     a = parse_line(f"2026-11-22T02:45:01.000+00:00 {MARK}{BODY}")
     b = parse_line(f"2026-11-22T02:45:09.500+00:00 {MARK}{BODY}")
     c = parse_line(f"{MARK}{BODY}", ts=42.0)
@@ -50,28 +50,28 @@ def test_the_same_body_keeps_each_lines_own_time() -> None:
     assert replace(a, ts=None) == replace(b, ts=None) == replace(c, ts=None)
     assert isinstance(c, FallbackDecision) and c.ts == 42.0
     assert isinstance(d, FallbackDecision) and d.ts is None
-    assert len(lines._memo) == 1
+    assert lines._body_fields.cache_info().currsize == 1
 
 
-def test_an_unparsed_body_is_never_kept_and_names_its_own_line() -> None:
-    lines._memo.clear()
+def test_an_unparsed_body_keeps_no_record_and_names_its_own_line() -> None:
+    lines._body_fields.cache_clear()
     body = " decision=candidate_failed requested=openai/gpt-5.5 reason=auth"
     for prefix in ("first-host", "second-host"):
         got = parse_line(f"{prefix} {MARK}{body}")
         assert isinstance(got, Unparsed) and "next=" in got.why
         assert got.text.startswith(prefix)
-    assert lines._memo == {}
+    assert lines._body_fields(body) is None  # what is kept for it names no line
 
 
 def test_the_memo_stays_bounded_under_unique_and_long_bodies() -> None:
-    lines._memo.clear()
+    lines._body_fields.cache_clear()
     for i in range(3 * lines._MEMO_SIZE):
         assert isinstance(parse_line(f"{MARK}{BODY} id={i}", ts=1.0), FallbackDecision)
-        assert len(lines._memo) <= lines._MEMO_SIZE
-    lines._memo.clear()
+        assert lines._body_fields.cache_info().currsize <= lines._MEMO_SIZE
+    lines._body_fields.cache_clear()
     long = f"{MARK}{BODY} {'x' * lines._MEMO_BODY_CHARS}"
     assert isinstance(parse_line(long, ts=1.0), FallbackDecision)
-    assert lines._memo == {}
+    assert lines._body_fields.cache_info().currsize == 0
 
 
 def test_a_long_detail_is_classified_afresh_and_alike() -> None:
@@ -98,8 +98,8 @@ def test_a_redaction_memoised_before_a_registration_is_not_served_after() -> Non
 def test_the_redaction_memo_stays_bounded() -> None:
     for i in range(3 * redaction._MEMO_SIZE):
         redact(f"detail number {i}")
-        assert len(redaction._memo[1]) <= redaction._MEMO_SIZE
-    held = len(redaction._memo[1])
+        assert redaction._redacted.cache_info().currsize <= redaction._MEMO_SIZE
+    held = redaction._redacted.cache_info().currsize
     redact("z" * (redaction._MEMO_TEXT_CHARS + 1))
     redact("a log line of ours, never memoised", long_runs=False)
-    assert len(redaction._memo[1]) == held
+    assert redaction._redacted.cache_info().currsize == held

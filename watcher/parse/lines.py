@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from watcher.parse._fields import (
@@ -187,31 +188,31 @@ def _parse_text(text: str, ts: float | None) -> ParseResult:
 
 
 # A failing model repeats one decision line, word for word after its timestamp: the
-# fields of a body read once are kept, keyed on the body, and the next line with that
-# body costs a dict lookup and a record. Bounded like the classifier's memo: emptied
-# when full, and bodies over _MEMO_BODY_CHARS are parsed afresh, never kept.
+# fields of a body read once are kept (least recently used out), keyed on the body, and
+# the next line with that body costs a lookup and a record. Bodies over
+# _MEMO_BODY_CHARS are parsed afresh, never kept.
 _MEMO_SIZE = 2048
 _MEMO_BODY_CHARS = 512
 _Fields = tuple[Decision, ModelRef, ModelRef, str, ModelRef | None, str | None, str | None, int]
-_memo: dict[str, _Fields] = {}
 
 
 def _decision_memo(body: str, prefix: str, ts: float | None, line: str) -> ParseResult:
     """``_decision``, memoised on ``body``; the time is the line's own."""
-    if len(body) > _MEMO_BODY_CHARS:
+    fields = _body_fields(body) if len(body) <= _MEMO_BODY_CHARS else None
+    if fields is None:  # long, or unparsed: an Unparsed names the whole line
         return _decision(body, prefix, ts, line)
-    fields = _memo.get(body)
-    if fields is None:
-        record = _decision(body, "", None, line)
-        if not isinstance(record, FallbackDecision):
-            return record  # Unparsed names the whole line: never kept
-        if len(_memo) >= _MEMO_SIZE:
-            _memo.clear()
-        fields = _memo[body] = (
-            record.decision, record.requested, record.candidate, record.reason, record.next,
-            record.provider_error_type, record.detail, record.suppressed_duplicates,
-        )
     return FallbackDecision(*fields, ts=ts if ts is not None else _iso_ts(prefix))
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _body_fields(body: str) -> _Fields | None:
+    record = _decision(body, "", None, body)
+    if not isinstance(record, FallbackDecision):
+        return None
+    return (
+        record.decision, record.requested, record.candidate, record.reason, record.next,
+        record.provider_error_type, record.detail, record.suppressed_duplicates,
+    )
 
 
 def _decision(body: str, prefix: str, ts: float | None, line: str) -> ParseResult:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 
 REDACTED = "[redacted]"
 
@@ -29,11 +30,9 @@ _secrets: set[str] = set()
 _by_length: tuple[str, ...] = ()  # _secrets, longest first: redact runs per journal detail
 _lock = threading.Lock()
 # Journal details repeat (the same provider error, line after line): their redaction is
-# memoised, keyed on the text, in a memo that belongs to one set of registered secrets
-# (a registration starts a new one, so no result made before it is served after).
-# Bounded: emptied when full, and only texts up to _MEMO_TEXT_CHARS are kept, so
-# unique hostile details cost no memory.
-_memo: tuple[tuple[str, ...], dict[str, str]] = (_by_length, {})
+# memoised, keyed on the text and the registered secrets it was made for (so no result
+# made before a registration is served after). Least recently used out, and only texts
+# up to _MEMO_TEXT_CHARS are kept, so unique hostile details cost no memory.
 _MEMO_SIZE = 2048
 _MEMO_TEXT_CHARS = 512
 
@@ -141,21 +140,15 @@ def scrub(text: str, *, long_runs: bool = True) -> str:
 def redact(text: str, *, long_runs: bool = True) -> str:
     """``text`` with every registered secret and every secret-shaped substring replaced
     (``long_runs=False`` for our own log lines, see ``_LONG_RUN``)."""
-    global _memo
     secrets = _by_length  # replaced whole on registration: no lock needed to read it
-    if not long_runs or len(text) > _MEMO_TEXT_CHARS:
-        return _redact(text, secrets, long_runs)
-    held, memo = _memo
-    if held is not secrets:
-        memo = {}
-        _memo = (secrets, memo)
-    done = memo.get(text)
-    if done is None:
-        done = _redact(text, secrets, long_runs)
-        if len(memo) >= _MEMO_SIZE:
-            memo.clear()
-        memo[text] = done
-    return done
+    if long_runs and len(text) <= _MEMO_TEXT_CHARS:
+        return _redacted(text, secrets)
+    return _redact(text, secrets, long_runs)
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _redacted(text: str, secrets: tuple[str, ...]) -> str:
+    return _redact(text, secrets, long_runs=True)
 
 
 def _redact(text: str, secrets: tuple[str, ...], long_runs: bool) -> str:
