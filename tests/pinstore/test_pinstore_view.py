@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from watcher.classify.evidence import to_event
 from watcher.core.decide import decide, initial_state
-from watcher.core.events import Hold
+from watcher.core.events import Hold, Tick
 from watcher.core.policy import Policy
 from watcher.parse.lines import parse_line
 from watcher.pins.check import check_text
@@ -89,3 +90,80 @@ def test_a_reused_view_writes_exactly_what_a_fresh_one_does_as_the_state_moves(
             assert check_text(text) == pins
             renders += 1
     assert renders == 60
+
+
+def _forward_states(seed: int) -> Iterator[tuple[Any, float]]:
+    """States after every event, the clock only moving on (so the view takes its
+    incremental path every time): cooldowns and holds ending between two renders,
+    trials opening and closing, agents starting and stopping to flap."""
+    rng = random.Random(seed)
+    pool = [f"prov{k % 3}/m-{k}" for k in range(10)]
+    chains = {f"agent-{i:02d}": rng.sample(pool, 3) for i in range(24)}
+    state, now = initial_state(chains), 1_795_000_000.0
+    policy = Policy(flap_full_scale=4, cooldown_base_s=20.0)
+    for i in range(900):
+        roll = rng.random()
+        if roll < 0.06:
+            state = decide(state, Tick(), now, policy, jitter=0.0).state
+        elif roll < 0.08:
+            agent = rng.choice(sorted(chains))
+            until = now + rng.choice([3.0, 30.0])
+            hold = Hold(agent, rng.choice(chains[agent][1:]), until=until, note="n", actor="a")
+            state = decide(state, hold, now, policy, jitter=0.0).state
+            # and a trial for it, shown only once the hold has ended
+            primary = chains[agent][0]
+            health = replace(state.models[primary], trial_agent=agent, trial_at=now,
+                             trial_until=now + 60.0)
+            state = replace(state, models=state.models.set(primary, health))  # type: ignore[attr-defined]
+        elif roll < 0.11:  # a trial opens on, or closes from, a primary
+            ref = rng.choice(pool)
+            health = state.models[ref]
+            agents = [a for a in state.agents_by_model.get(ref, ()) if chains[a][0] == ref]
+            if health.trial_agent is None and agents:
+                health = replace(health, trial_agent=rng.choice(agents), trial_at=now,
+                                 trial_until=now + 60.0)
+            else:
+                health = replace(health, trial_agent=None, trial_at=None, trial_until=None)
+            state = replace(state, models=state.models.set(ref, health))  # type: ignore[attr-defined]
+        else:
+            chain = chains[rng.choice(list(chains))]
+            model = rng.choice(chain)
+            verdict = rng.choice(["failed", "failed", "succeeded"])
+            reason = rng.choice(["rate_limit", "overloaded"])
+            line = (f"{HEAD}candidate_{verdict} requested={chain[0]} candidate={model} "
+                    f"reason={reason if verdict == 'failed' else 'unknown'} next=none"
+                    + (" detail=429 slow down" if verdict == "failed" else ""))
+            event = to_event(parse_line(line, ts=now), position=f"i={i}")
+            if event is not None:
+                state = decide(state, event, now, policy, jitter=0.0).state
+        now += rng.choice([0.0, 0.5, 1.0, 3.0, 11.0])
+        yield state, now
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_the_incremental_view_matches_a_fresh_one_at_every_step(seed: int) -> None:
+    """The view re-makes only the records that may have changed (objects changed, or
+    ``now`` past a cooldown or hold end): after every event, with the clock only moving
+    on, its file equals a fresh view's, byte for byte."""
+    view = PinView()
+    seen = {"trial": 0, "hold": 0, "throttled": 0, "flapping": 0}
+    for state, now in _forward_states(seed):
+        pins, text = view.render(state, now)
+        fresh_pins, fresh_text = PinView().render(state, now)
+        assert text == fresh_text
+        assert pins == fresh_pins
+        seen["trial"] += any(p.trial is not None for p in pins.agents.values())
+        seen["hold"] += any(p.hold is not None for p in pins.agents.values())
+        seen["throttled"] += any(m.state == "throttled" for m in pins.models.values())
+        seen["flapping"] += any(m.state == "flapping" for m in pins.models.values())
+    assert text.decode() == dumps(pins)
+    assert all(seen.values()), seen  # every kind of record the time can change was shown
+
+
+def test_a_clock_gone_back_renders_in_full() -> None:
+    view = PinView()
+    states = list(_forward_states(8))
+    state, now = states[-1]
+    view.render(state, now)
+    for earlier in (now - 500.0, now - 5_000.0):
+        assert view.render(state, earlier)[1] == PinView().render(state, earlier)[1]
