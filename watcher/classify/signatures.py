@@ -10,7 +10,7 @@ sample there, and bump ``TAXONOMY_VERSION`` when a class's meaning changes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from watcher.classify.table import FailureClass
 from watcher.parse.records import Decision
@@ -45,8 +45,23 @@ class Signature:
     statuses: frozenset[int] | None = None
     pattern: re.Pattern[str] | None = None
     no_status: bool = False
+    # ``pattern`` without IGNORECASE, for a text already lower-cased (see ``lowered``).
+    lower_pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
-    def matches(self, context: str, reason: str | None, status: int | None, text: str) -> bool:
+    def __post_init__(self) -> None:
+        pattern = self.pattern
+        if pattern is not None and pattern.flags & re.IGNORECASE and pattern.pattern.islower():
+            # No capital in the source: no \W, \S, \B or \D, no capital literal, so on an
+            # ASCII text, searching it case-blind is searching its lower case exactly.
+            # Case-blind, the regex engine loses its literal-prefix scan: 2x slower.
+            flags = pattern.flags & ~re.IGNORECASE
+            object.__setattr__(self, "lower_pattern", re.compile(pattern.pattern, flags))
+
+    def matches(
+        self, context: str, reason: str | None, status: int | None, text: str,
+        lower: str | None = None,
+    ) -> bool:
+        """``lower``: ``lowered(text)``, when the caller tries many signatures on one text."""
         if self.contexts is not None and context not in self.contexts:
             return False
         if self.no_status and status is not None:
@@ -57,7 +72,18 @@ class Signature:
             return False
         if self.statuses is not None and status not in self.statuses:
             return False
-        return self.pattern is None or self.pattern.search(text) is not None
+        if self.pattern is None:
+            return True
+        if lower is not None and self.lower_pattern is not None:
+            return self.lower_pattern.search(lower) is not None
+        return self.pattern.search(text) is not None
+
+
+def lowered(text: str) -> str | None:
+    """``text`` lower-cased for ``Signature.lower_pattern``, or None when it is not ASCII
+    (Unicode case folding is not one character for one: those keep the case-blind
+    pattern)."""
+    return text.lower() if text.isascii() else None
 
 
 def _re(pattern: str) -> re.Pattern[str]:

@@ -36,7 +36,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from watcher.classify.signatures import CHAIN_STOPPED, OUTCOME, SIGNATURES, TIERS, Signature
+from watcher.classify.signatures import (
+    CHAIN_STOPPED,
+    OUTCOME,
+    SIGNATURES,
+    TIERS,
+    Signature,
+    lowered,
+)
 from watcher.classify.table import TAXONOMY, TAXONOMY_VERSION, ClassInfo, FailureClass
 from watcher.parse.records import ChainStopped, Decision, FallbackDecision
 
@@ -151,9 +158,10 @@ def _decide(context: str, reason: str | None, status: int | None, text: str) -> 
 def _decide_uncached(
     context: str, reason: str | None, status: int | None, text: str
 ) -> Classification:
+    lower = lowered(text)
     for tier in _BY_TIER:
         for sig in tier:
-            if sig.matches(context, reason, status, text):
+            if sig.matches(context, reason, status, text, lower):
                 return Classification(sig.failure_class, sig.id, status, find_retry_after(text))
     raise AssertionError("fallback.unknown matches everything")  # pragma: no cover
 
