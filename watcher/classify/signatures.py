@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from watcher.classify.table import FailureClass
 from watcher.parse.records import Decision
+from watcher.support.regex import required_strings
 
 OUTCOME = "outcome"
 """Context of ``classify_outcome``: an HTTP answer (a probe), not a log line."""
@@ -45,8 +46,10 @@ class Signature:
     statuses: frozenset[int] | None = None
     pattern: re.Pattern[str] | None = None
     no_status: bool = False
-    # ``pattern`` without IGNORECASE, for a text already lower-cased (see ``lowered``).
+    # ``pattern`` without IGNORECASE, for a text already lower-cased (see ``lowered``),
+    # and strings one of which is in every text it matches (None: none known).
     lower_pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    needs: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         pattern = self.pattern
@@ -56,6 +59,7 @@ class Signature:
             # Case-blind, the regex engine loses its literal-prefix scan: 2x slower.
             flags = pattern.flags & ~re.IGNORECASE
             object.__setattr__(self, "lower_pattern", re.compile(pattern.pattern, flags))
+            object.__setattr__(self, "needs", required_strings(pattern.pattern, flags))
 
     def matches(
         self, context: str, reason: str | None, status: int | None, text: str,
@@ -72,18 +76,18 @@ class Signature:
             return False
         if self.statuses is not None and status not in self.statuses:
             return False
+        return self.finds(text, lower)
+
+    def finds(self, text: str, lower: str | None = None) -> bool:
+        """The pattern, if any, is in ``text``; ``lower`` as in ``matches``."""
         if self.pattern is None:
             return True
         if lower is not None and self.lower_pattern is not None:
+            needs = self.needs
+            if needs is not None and not any(n in lower for n in needs):
+                return False  # a substring test is 10-50x cheaper than the search
             return self.lower_pattern.search(lower) is not None
         return self.pattern.search(text) is not None
-
-
-def lowered(text: str) -> str | None:
-    """``text`` lower-cased for ``Signature.lower_pattern``, or None when it is not ASCII
-    (Unicode case folding is not one character for one: those keep the case-blind
-    pattern)."""
-    return text.lower() if text.isascii() else None
 
 
 def _re(pattern: str) -> re.Pattern[str]:
