@@ -18,7 +18,9 @@ the log contract, 1% lane hints, the rest gateway chatter. Then, in the same run
 - the reader adapters alone, every entry, no prefilter: fast vs public API.
 
 Prints entries/s for each and the ratio watcher time / baseline time (target <= 1.0).
-Usage: ``.venv/bin/python bench/tail.py [--entries 1000000] [--repeat 3] [--rebuild]``.
+Usage: ``.venv/bin/python bench/tail.py [--entries 1000000] [--repeat 3] [--rebuild]
+[--unique-details]``. ``--unique-details`` gives every decision line's detail a request
+id of its own: nothing repeats, so the memos of repeated lines never hit (the worst case).
 """
 
 from __future__ import annotations
@@ -76,11 +78,15 @@ CHATTER = [
 ]
 
 
-def lines(n: int) -> Iterator[JournalEntry]:
+def lines(n: int, unique: bool = False) -> Iterator[JournalEntry]:
+    """``unique``: every decision line with a detail gets its own (a request id at its
+    end), so no line repeats another and the parse and redaction memos never hit."""
     start = time.time() - 86400.0
     for i in range(n):
         if i % 20 == 7:
             message = DECISIONS[(i // 20) % len(DECISIONS)]
+            if unique and " detail=" in message:
+                message += f" request_id=req_{i:08x}"
         elif i % 100 == 6:
             message = LANE
         else:
@@ -88,15 +94,15 @@ def lines(n: int) -> Iterator[JournalEntry]:
         yield JournalEntry(message, realtime=start + i * 0.05, unit=UNIT, identifier="node")
 
 
-def build(n: int, rebuild: bool) -> tuple[Path, float | None]:
-    directory = OUT / f"journal-{n}"
+def build(n: int, rebuild: bool, unique: bool = False) -> tuple[Path, float | None]:
+    directory = OUT / (f"journal-{n}-unique" if unique else f"journal-{n}")
     done = directory / "complete.json"
     if done.exists() and not rebuild:
         return directory, None
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     t0 = time.perf_counter()
-    write_journal(directory, lines(n), name="gateway.journal")
+    write_journal(directory, lines(n, unique), name="gateway.journal")
     took = time.perf_counter() - t0
     done.write_text(json.dumps({"entries": n, "build_seconds": took}))
     return directory, took
@@ -247,6 +253,8 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs of each")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached journal")
+    parser.add_argument("--unique-details", action="store_true",
+                        help="every decision detail unique: no memo hits (the worst case)")
     parser.add_argument("--no-adapters", action="store_true",
                         help="skip the fast-vs-public reader comparison")
     parser.add_argument("--python-loop", action="store_true",
@@ -255,13 +263,14 @@ def main() -> int:
                         help="skip timing the source's pure-Python scan loop")
     args = parser.parse_args()
 
-    directory, build_s = build(args.entries, args.rebuild)
+    directory, build_s = build(args.entries, args.rebuild, args.unique_details)
     if args.python_loop:
         from watcher.source import _journal
 
         _journal.NATIVE_AVAILABLE = False
     files = sorted(p.name for p in directory.glob("*.journal"))
-    print(f"journal: {directory} ({args.entries:,} entries, {len(files)} file(s))")
+    kind = "every detail unique" if args.unique_details else "failing models repeat details"
+    print(f"journal: {directory} ({args.entries:,} entries, {len(files)} file(s); {kind})")
     if build_s is not None:
         print(f"  built with systemd-journal-remote in {build_s:.1f} s "
               f"({args.entries / build_s:,.0f} entries/s)")
