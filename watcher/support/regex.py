@@ -46,8 +46,16 @@ def absent(needs: tuple[str, ...] | None, text: str) -> bool:
     """True when a pattern with these ``needed_lower`` strings cannot match ``text``."""
     if needs is None or not text.isascii():
         return False
-    lower = text.lower()
-    return not any(n in lower for n in needs)
+    return not holds_one(needs, text.lower())
+
+
+def holds_one(needs: tuple[str, ...], text: str) -> bool:
+    """One of ``needs`` is in ``text`` (a plain loop: twice as fast as ``any()`` over
+    a generator, and this runs for every signature on every unique detail)."""
+    for need in needs:  # noqa: SIM110 - the loop is the point
+        if need in text:
+            return True
+    return False
 
 
 def _needs(items: Any, ops: Any) -> tuple[str, ...] | None:
