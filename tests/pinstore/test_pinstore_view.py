@@ -23,6 +23,23 @@ from watcher.pins.view import PinView, to_pinfile
 HEAD = "[model-fallback/decision] model fallback decision: decision="
 
 
+def _traffic(
+    state: Any, chains: dict[str, list[str]], rng: random.Random, now: float, i: int,
+    policy: Policy, reasons: tuple[str, ...],
+) -> Any:
+    """``state`` after one random agent's chain member fails (one of ``reasons``, twice
+    in three) or serves, as a parsed journal line."""
+    chain = chains[rng.choice(list(chains))]
+    model = rng.choice(chain)
+    verdict = rng.choice(["failed", "failed", "succeeded"])
+    reason = rng.choice(reasons) if len(reasons) > 1 else reasons[0]
+    line = (f"{HEAD}candidate_{verdict} requested={chain[0]} candidate={model} "
+            f"reason={reason if verdict == 'failed' else 'unknown'} next=none"
+            + (" detail=429 slow down" if verdict == "failed" else ""))
+    event = to_event(parse_line(line, ts=now), position=f"i={i}")
+    return state if event is None else decide(state, event, now, policy, jitter=0.0).state
+
+
 def _states(seed: int, every: int = 600) -> Iterator[tuple[Any, float]]:
     """A busy fleet's states, every ``every`` events: holds, trials, cooldowns ending."""
     rng = random.Random(seed)
@@ -30,15 +47,7 @@ def _states(seed: int, every: int = 600) -> Iterator[tuple[Any, float]]:
     chains = {f"agent-{i:02d}": rng.sample(pool, 3) for i in range(30)}
     state, now, policy = initial_state(chains), 1_795_000_000.0, Policy(flap_full_scale=4)
     for i in range(600):
-        chain = chains[rng.choice(list(chains))]
-        model = rng.choice(chain)
-        verdict = rng.choice(["failed", "failed", "succeeded"])
-        line = (f"{HEAD}candidate_{verdict} requested={chain[0]} candidate={model} "
-                f"reason={'rate_limit' if verdict == 'failed' else 'unknown'} next=none"
-                + (" detail=429 slow down" if verdict == "failed" else ""))
-        event = to_event(parse_line(line, ts=now), position=f"i={i}")
-        if event is not None:
-            state = decide(state, event, now, policy, jitter=0.0).state
+        state = _traffic(state, chains, rng, now, i, policy, ("rate_limit",))
         if i == 300:
             agent = sorted(chains)[0]
             hold = Hold(agent, chains[agent][1], until=now + 600, note="maintenance", actor="a")
@@ -126,16 +135,7 @@ def _forward_states(seed: int) -> Iterator[tuple[Any, float]]:
                 health = replace(health, trial_agent=None, trial_at=None, trial_until=None)
             state = replace(state, models=state.models.set(ref, health))  # type: ignore[attr-defined]
         else:
-            chain = chains[rng.choice(list(chains))]
-            model = rng.choice(chain)
-            verdict = rng.choice(["failed", "failed", "succeeded"])
-            reason = rng.choice(["rate_limit", "overloaded"])
-            line = (f"{HEAD}candidate_{verdict} requested={chain[0]} candidate={model} "
-                    f"reason={reason if verdict == 'failed' else 'unknown'} next=none"
-                    + (" detail=429 slow down" if verdict == "failed" else ""))
-            event = to_event(parse_line(line, ts=now), position=f"i={i}")
-            if event is not None:
-                state = decide(state, event, now, policy, jitter=0.0).state
+            state = _traffic(state, chains, rng, now, i, policy, ("rate_limit", "overloaded"))
         now += rng.choice([0.0, 0.5, 1.0, 3.0, 11.0])
         yield state, now
 
