@@ -9,7 +9,7 @@ the core after its probe interval.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from watcher.core.transitions import Alert
@@ -31,7 +31,7 @@ class StagedEffects:
         pending: Pending,
         *,
         next_alert_seq: Callable[[], int],
-        flapping: Callable[[], list[str]],
+        flapping: Callable[[Iterable[str]], list[str]],
         metrics: Metrics,
         probes: ProbeRequests | None,
     ) -> None:
@@ -43,10 +43,11 @@ class StagedEffects:
         self.noteworthy = False
 
     def alert(self, alert: Alert) -> None:
-        # Who is flapping right after *this* event, not after the batch: the dedup's
-        # flap rule must not depend on batching or on where a crash fell.
+        # Which of its agents are flapping right after *this* event, not after the
+        # batch: the dedup's flap rule must not depend on batching or on where a crash
+        # fell (and it asks about the alert's own agents only).
         self.pending.alerts.append(
-            (self._next_seq(), {**alert.to_json(), "_flapping": self._flapping()})
+            (self._next_seq(), {**alert.to_json(), "_flapping": self._flapping(alert.agents)})
         )
         self._metrics.watcher.transitions.labels(alert.type.value).inc()
         self.noteworthy = True
