@@ -16,6 +16,7 @@ from watcher.core.events import (
     PluginStateEvidence,
     TrafficEvidence,
 )
+from watcher.parse._construct import constructor
 from watcher.parse.records import (
     ChainStopped,
     FallbackDecision,
@@ -25,6 +26,8 @@ from watcher.parse.records import (
     RunOutcome,
 )
 from watcher.support.redaction import redact
+
+_new_traffic = constructor(TrafficEvidence)  # ``TrafficEvidence(...)``, 1.4 µs sooner
 
 Evidence = (
     TrafficEvidence
@@ -49,7 +52,7 @@ def to_event(
             detail = redact(record.detail)
             if detail != record.detail:  # most details hold no key: keep the record
                 record = replace(record, detail=detail)
-        return TrafficEvidence(
+        return _new_traffic(
             record,
             failure_class=c.failure_class,
             signature=c.signature,

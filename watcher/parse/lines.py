@@ -21,6 +21,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from watcher.parse._construct import constructor
 from watcher.parse._fields import (
     PLAUSIBLE_TS,
     UNPARSED_PREFIX_CHARS,
@@ -194,6 +195,7 @@ def _parse_text(text: str, ts: float | None) -> ParseResult:
 _MEMO_SIZE = 2048
 _MEMO_BODY_CHARS = 512
 _Fields = tuple[Decision, ModelRef, ModelRef, str, ModelRef | None, str | None, str | None, int]
+_new_decision = constructor(FallbackDecision)  # ``FallbackDecision(...)``, 1.1 µs sooner
 
 
 def _decision_memo(body: str, prefix: str, ts: float | None, line: str) -> ParseResult:
@@ -201,7 +203,7 @@ def _decision_memo(body: str, prefix: str, ts: float | None, line: str) -> Parse
     fields = _body_fields(body) if len(body) <= _MEMO_BODY_CHARS else None
     if fields is None:  # long, or unparsed: an Unparsed names the whole line
         return _decision(body, prefix, ts, line)
-    return FallbackDecision(*fields, ts=ts if ts is not None else _iso_ts(prefix))
+    return _new_decision(*fields, ts=ts if ts is not None else _iso_ts(prefix))
 
 
 @lru_cache(maxsize=_MEMO_SIZE)
@@ -253,7 +255,7 @@ def _decision(body: str, prefix: str, ts: float | None, line: str) -> ParseResul
         nxt = None if fields["next"] == "none" else _ref(fields["next"])
     except ValueError as exc:
         return Unparsed(str(exc)[:120], _bounded(line))
-    return FallbackDecision(
+    return _new_decision(
         decision=decision,
         requested=requested,
         candidate=candidate,
@@ -366,7 +368,7 @@ def _json_decision(fields: dict[str, Any], ts: float | None, text: str) -> Parse
     detail = _opt_str(fields.get("errorPreview"))
     if detail is not None:
         detail = detail[:MAX_LINE_CHARS]
-    return FallbackDecision(
+    return _new_decision(
         decision=decision,
         requested=requested,
         candidate=candidate,
