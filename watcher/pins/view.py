@@ -26,16 +26,21 @@ from watcher.pins.schema import Hold as PinHold
 _Record = AgentPin | ModelHealthRecord
 
 
-def throttle_until(state: State, agent: AgentState, now: float) -> float | None:
-    """The latest cooldown among the chain entries the agent is pinned away from."""
+def cooldowns_away(state: State, agent: AgentState, now: float) -> tuple[float | None, float]:
+    """The latest and the earliest end of the cooldowns still running among the chain
+    entries the agent is pinned away from: the first is its throttle end in the file,
+    the second when ``now`` alone next changes that (``math.inf``: never)."""
     latest: float | None = None
+    earliest = math.inf
     for ref in agent.chain:
         if ref == agent.serving:
             break
         until = state.models.get(ref, HEALTHY).cooldown_until
-        if until is not None and now < until and (latest is None or until > latest):
-            latest = until
-    return latest
+        if until is not None and now < until:
+            if latest is None or until > latest:
+                latest = until
+            earliest = min(earliest, until)
+    return latest, earliest
 
 
 def to_pinfile(state: State, now: float) -> PinFile:
@@ -228,13 +233,11 @@ class PinView:
             if agent.in_fallback and (hold is None or not hold.active(now))
             else None
         )
-        key = (
-            agent, tuple(models_of.get(ref) for ref in agent.chain),
-            throttle_until(state, agent, now), trial,
-        )
+        throttle, due = cooldowns_away(state, agent, now)
+        key = (agent, tuple(models_of.get(ref) for ref in agent.chain), throttle, trial)
         hit = self._agents.get(agent_id)
         if hit is None or hit[0] != key:
-            pin = _agent_pin(state, agent, key[2], trial)
+            pin = _agent_pin(state, agent, throttle, trial)
             hit = self._agents[agent_id] = (key, pin, _fragment(agent_id, pin, AgentPin))
             self._agent_pins[agent_id] = pin
             self._agent_text[self._agent_at[agent_id]] = hit[2]
@@ -247,13 +250,6 @@ class PinView:
             self._flapping.discard(agent_id)
         # When ``now`` alone next changes this record: a cooldown it is pinned away
         # from ends, or its hold does.
-        due = math.inf
-        for ref in agent.chain:
-            if ref == agent.serving:
-                break
-            until = models_of.get(ref, HEALTHY).cooldown_until
-            if until is not None and now < until < due:
-                due = until
         if hold is not None and hold.until is not None and now < hold.until < due:
             due = hold.until
         self._expire_at(False, agent_id, due)
