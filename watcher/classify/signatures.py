@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from watcher.classify.table import FailureClass
 from watcher.parse.records import Decision
-from watcher.support.regex import holds_one, required_strings
+from watcher.support.regex import holds_one, needed_lower
 
 OUTCOME = "outcome"
 """Context of ``classify_outcome``: an HTTP answer (a probe), not a log line."""
@@ -59,7 +59,7 @@ class Signature:
             # Case-blind, the regex engine loses its literal-prefix scan: 2x slower.
             flags = pattern.flags & ~re.IGNORECASE
             object.__setattr__(self, "lower_pattern", re.compile(pattern.pattern, flags))
-            object.__setattr__(self, "needs", required_strings(pattern.pattern, flags))
+            object.__setattr__(self, "needs", needed_lower(pattern))
 
     def matches(
         self, context: str, reason: str | None, status: int | None, text: str,

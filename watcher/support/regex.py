@@ -44,9 +44,10 @@ def needed_lower(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
 
 def absent(needs: tuple[str, ...] | None, text: str) -> bool:
     """True when a pattern with these ``needed_lower`` strings cannot match ``text``."""
-    if needs is None or not text.isascii():
+    if needs is None:
         return False
-    return not holds_one(needs, text.lower())
+    lower = lowered(text)
+    return lower is not None and not holds_one(needs, lower)
 
 
 def holds_one(needs: tuple[str, ...], text: str) -> bool:
